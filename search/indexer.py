@@ -1,0 +1,473 @@
+"""Building and updating the index.
+
+Layout of the index folder::
+
+    index/
+      CURRENT          name of the generation being served (replaced atomically)
+      gen-<id>/        a Whoosh index, its manifest.json and info.json
+      .build-<id>/     a build in progress (removed if the build dies)
+      .lock            the writer lock (flock: released when its holder dies)
+
+``build`` writes a new generation beside the served one and switches
+``CURRENT`` to it only once it is complete, so a reader never sees a half
+built index and a failed build leaves the previous one serving.  ``update``
+changes the served generation in place through Whoosh's own commit, which
+writes new segment files and then atomically replaces the table of contents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from whoosh import fields, index as whoosh_index
+
+from .analysis import JapaneseAnalyzer, analysed
+from .documents import Article, ArticleError, content_hash, iter_article_files, parse_article
+from .config import MAX_ARTICLE_BYTES
+from .errors import IndexLocked, IndexMissing, SearchError
+
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+INFO = "info.json"
+TEXT_FIELDS = ("title", "tags", "abstract", "body")
+
+
+def schema() -> fields.Schema:
+    """The index schema; display fields travel together in one stored dict."""
+    analyzer = JapaneseAnalyzer()
+    return fields.Schema(
+        path=fields.ID(unique=True, stored=True),
+        slug=fields.ID(stored=True),
+        title=fields.TEXT(analyzer=analyzer),
+        tags=fields.TEXT(analyzer=analyzer),
+        abstract=fields.TEXT(analyzer=analyzer),
+        body=fields.TEXT(analyzer=analyzer, stored=True),
+        tag=fields.KEYWORD(commas=True),
+        type=fields.ID(),
+        product=fields.KEYWORD(commas=True),
+        day=fields.NUMERIC(int, bits=32, sortable=True, signed=True),
+        meta=fields.STORED(),
+    )
+
+
+@dataclass
+class Report:
+    """What a build or update did."""
+
+    indexed: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    generation: str = ""
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        return (f"indexed {self.indexed}, updated {self.updated}, deleted {self.deleted}, "
+                f"unchanged {self.unchanged}, skipped {len(self.skipped)} in {self.seconds:.2f} s")
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled = label, total, enabled and total > 0
+        self.done = 0
+        self.last = 0.0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self.last > 0.1 or self.done == self.total):
+            self.last = now
+            width = 30
+            filled = width * self.done // self.total
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --- the index folder ------------------------------------------------------------
+
+
+def current_generation(index_dir: Path) -> Path:
+    """The folder of the generation being served; IndexMissing if there is none."""
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        raise IndexMissing(f"No index at {index_dir}. Run \"search build\" first.") from None
+    except OSError as e:
+        raise IndexMissing(f"Cannot read the index at {index_dir}: {e.strerror}. "
+                           f"Run \"search build\" to rebuild it.") from None
+    gen = index_dir / name
+    if not name.startswith("gen-") or not gen.is_dir():
+        raise IndexMissing(f"The index at {index_dir} is damaged ({CURRENT} names a missing generation "
+                           f"{name!r}). Run \"search build\" to rebuild it.")
+    return gen
+
+
+def open_index(index_dir: Path):
+    """Open the served Whoosh index, with errors that say how to recover."""
+    gen = current_generation(index_dir)
+    try:
+        return whoosh_index.open_dir(str(gen)), gen
+    except Exception as e:  # Whoosh raises many kinds for damaged files
+        raise IndexMissing(f"The index at {index_dir} cannot be opened ({type(e).__name__}: {e}). "
+                           f"Run \"search build\" to rebuild it.") from None
+
+
+def read_info(gen: Path) -> dict:
+    """The info.json of a generation (built_at, documents...), or {}."""
+    try:
+        return json.loads((gen / INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class WriterLock:
+    """One writer at a time: an flock on index/.lock, released by the kernel if we die."""
+
+    def __init__(self, index_dir: Path, wait: float = 0.0):
+        self.path = index_dir / ".lock"
+        self.wait = wait
+        self.fd = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "another process"
+                    os.close(self.fd)
+                    raise IndexLocked(f"Another build or update is running on {self.path.parent} "
+                                      f"({holder}); try again when it has finished.") from None
+                time.sleep(0.05)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()}".encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- reading the content folder ----------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """An article file found in the content folder."""
+
+    rel: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def scan(content_dir: Path, report: Report) -> list[Source]:
+    """The article files under *content_dir*; unusable entries go to report.skipped."""
+    if not content_dir.is_dir():
+        raise SearchError(f"Content folder {content_dir} does not exist.")
+    root = content_dir.resolve()
+    sources = []
+    for path, problem in iter_article_files(root):
+        rel = _relative(path, root)
+        if problem:
+            report.skipped.append((rel, problem))
+            continue
+        try:
+            st = path.stat()
+        except OSError as e:
+            report.skipped.append((rel, f"cannot be read: {e.strerror}"))
+            continue
+        sources.append(Source(rel, path, st.st_size, st.st_mtime_ns))
+    return sources
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _load(source: Source) -> tuple[Article | None, str | None, str | None]:
+    """Read one source: (article, None, sha1) or (None, reason, sha1)."""
+    if source.size > MAX_ARTICLE_BYTES:
+        return None, (f"file is too large ({source.size / 1048576:.1f} MB; the limit is "
+                      f"{MAX_ARTICLE_BYTES // 1048576} MB)"), None
+    try:
+        data = source.path.read_bytes()
+    except OSError as e:
+        return None, f"cannot be read: {e.strerror}", None
+    try:
+        return parse_article(data, source.rel), None, content_hash(data)
+    except ArticleError as e:
+        return None, e.reason, content_hash(data)
+
+
+def _prepare(source: Source):
+    """Worker-side: read, parse and analyse one article (the expensive part of indexing)."""
+    article, problem, sha1 = _load(source)
+    if article is None:
+        return source.rel, None, problem, sha1
+    return source.rel, _document(article), None, sha1
+
+
+def _document(article: Article) -> dict:
+    """The Whoosh fields of an article."""
+    day = article.date.toordinal() if article.date else 0
+    meta = {
+        "slug": article.slug,
+        "title": article.title,
+        "date": article.date.isoformat() if article.date else None,
+        "tags": article.tags,
+        "contentType": article.content_type,
+        "description": article.description or article.summary,
+        "summary": article.summary,
+        "image": article.image,
+        "readTime": article.read_time,
+        "featured": article.featured,
+        "relatedProducts": article.related_products,
+        "sha1": article.sha1,
+    }
+    abstract = "\n".join(x for x in (article.description, article.summary) if x)
+    doc = dict(
+        path=article.path,
+        slug=article.slug,
+        title=analysed(article.title),
+        tags=analysed("\n".join(article.tags)),
+        abstract=analysed(abstract),
+        body=analysed(article.body),
+        _stored_body=article.body,
+        day=day,
+        meta=meta,
+    )
+    if article.tags:
+        doc["tag"] = ",".join(t.replace(",", " ") for t in article.tags)
+    if article.content_type:
+        doc["type"] = article.content_type
+    if article.related_products:
+        doc["product"] = ",".join(p.replace(",", " ") for p in article.related_products)
+    return doc
+
+
+def _prepared(sources: list[Source], workers: int):
+    """Yield prepared documents, analysed in *workers* processes when there are many."""
+    if workers <= 1 or len(sources) < 50:
+        yield from map(_prepare, sources)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(_prepare, sources, chunksize=16)
+
+
+def default_workers() -> int:
+    """Analysis processes: one per core."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+# --- build ---------------------------------------------------------------------------------
+
+
+def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: int | None = None,
+          lock_wait: float = 0.0) -> Report:
+    """Rebuild the whole index into a new generation, then switch to it atomically."""
+    started = time.monotonic()
+    report = Report()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(index_dir, lock_wait):
+        _remove_stale_builds(index_dir)
+        sources = scan(content_dir, report)
+        name = f"gen-{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+        tmp = index_dir / f".build-{name[4:]}"
+        tmp.mkdir()
+        try:
+            ix = whoosh_index.create_in(str(tmp), schema())
+            writer = ix.writer(limitmb=128)
+            manifest = {}
+            bar = Progress("indexing", len(sources), progress)
+            by_rel = {s.rel: s for s in sources}
+            slugs: dict[str, str] = {}
+            try:
+                for rel, doc, problem, sha1 in _prepared(sources, workers or default_workers()):
+                    bar.step()
+                    if doc is None:
+                        report.skipped.append((rel, problem))
+                        continue
+                    if doc["slug"] in slugs:
+                        report.skipped.append((rel, f"slug {doc['slug']!r} is already used by {slugs[doc['slug']]}"))
+                        continue
+                    slugs[doc["slug"]] = rel
+                    writer.add_document(**doc)
+                    src = by_rel[rel]
+                    manifest[rel] = [src.size, src.mtime_ns, sha1, doc["slug"]]
+                    report.indexed += 1
+                bar.close()
+                writer.commit()
+            except BaseException:
+                writer.cancel()
+                raise
+            _write_manifest(tmp, manifest)
+            _write_atomic(tmp / INFO, json.dumps(_info(report.indexed)))
+            gen = index_dir / name
+            os.rename(tmp, gen)
+            _fsync_dir(index_dir)
+            _write_atomic(index_dir / CURRENT, name + "\n")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _remove_old_generations(index_dir, keep=name)
+    report.generation = name
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _info(documents: int) -> dict:
+    return {"built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "documents": documents}
+
+
+def _write_manifest(gen: Path, manifest: dict) -> None:
+    _write_atomic(gen / MANIFEST, json.dumps(manifest, ensure_ascii=False, separators=(",", ":")))
+
+
+def _remove_stale_builds(index_dir: Path) -> None:
+    """Builds that died left .build-* folders; we hold the lock, so none is alive."""
+    for stale in index_dir.glob(".build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in index_dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _remove_old_generations(index_dir: Path, keep: str) -> None:
+    """Keep the new generation and the one before it (servers may still be reading it)."""
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.name != keep), key=lambda p: p.stat().st_mtime)
+    for old in gens[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- update --------------------------------------------------------------------------------
+
+
+def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait: float = 0.0) -> Report:
+    """Index new and changed files, remove deleted ones, leave the rest alone."""
+    try:
+        gen = current_generation(index_dir)
+    except IndexMissing:
+        return build(content_dir, index_dir, progress=progress, lock_wait=lock_wait)
+    started = time.monotonic()
+    report = Report(generation=gen.name)
+    with WriterLock(index_dir, lock_wait):
+        gen = current_generation(index_dir)  # a build may have switched while we waited
+        report.generation = gen.name
+        try:
+            manifest = json.loads((gen / MANIFEST).read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        sources = scan(content_dir, report)
+        changed: list[tuple[Source, bool]] = []
+        for src in sources:
+            known = manifest.get(src.rel)
+            if known and known[0] == src.size and known[1] == src.mtime_ns:
+                report.unchanged += 1
+            else:
+                changed.append((src, known is not None))
+        present = {s.rel for s in sources}
+        deleted = [rel for rel in manifest if rel not in present]
+        if not changed and not deleted:
+            report.seconds = time.monotonic() - started
+            return report
+        ix, _ = open_index(index_dir)
+        slug_owner = {v[3]: rel for rel, v in manifest.items()}
+        writer = ix.writer(limitmb=64)
+        bar = Progress("updating", len(changed), progress)
+        try:
+            for rel in deleted:
+                writer.delete_by_term("path", rel)
+                slug_owner.pop(manifest.pop(rel)[3], None)
+                report.deleted += 1
+            for src, known in changed:
+                bar.step()
+                rel, doc, problem, sha1 = _prepare(src)
+                if known and sha1 == manifest[rel][2]:
+                    manifest[rel][:2] = [src.size, src.mtime_ns]  # touched, not changed
+                    report.unchanged += 1
+                    continue
+                if doc is None:
+                    report.skipped.append((rel, problem))
+                    if known:  # a file that broke is taken out rather than left stale
+                        writer.delete_by_term("path", rel)
+                        slug_owner.pop(manifest.pop(rel)[3], None)
+                        report.deleted += 1
+                    continue
+                owner = slug_owner.get(doc["slug"])
+                if owner is not None and owner != rel:
+                    report.skipped.append((rel, f"slug {doc['slug']!r} is already used by {owner}"))
+                    continue
+                writer.update_document(**doc)
+                if known:
+                    slug_owner.pop(manifest[rel][3], None)
+                slug_owner[doc["slug"]] = rel
+                manifest[rel] = [src.size, src.mtime_ns, sha1, doc["slug"]]
+                if known:
+                    report.updated += 1
+                else:
+                    report.indexed += 1
+            bar.close()
+            writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+        # The manifest only caches what is indexed: if we die before this line,
+        # the next update re-indexes the same files, which update_document makes
+        # idempotent.
+        _write_manifest(gen, manifest)
+        _write_atomic(gen / INFO, json.dumps(_info(len(manifest))))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def disk_error_message(error: OSError) -> str:
+    """A user message for an OSError during a build."""
+    if error.errno == errno.ENOSPC:
+        return "The disk is full; the previous index is still being served. Free some space and run the build again."
+    return f"Cannot write the index: {error.strerror or error}. The previous index is still being served."

@@ -1,0 +1,774 @@
+"""The search core: query language, ranking, facets, snippets.
+
+Both fronts (``search query`` and ``GET /api/search``) call
+:meth:`Searcher.search` and print or serialise the :class:`SearchResult`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import os
+import re
+import threading
+import time
+import unicodedata
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from whoosh import query as wq
+from whoosh.collectors import TimeLimitCollector, TopCollector
+from whoosh.searching import TimeLimit
+
+from . import analysis
+from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_katakana
+from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
+from .errors import IndexMissing, QueryError
+from .indexer import CURRENT, INFO, open_index, read_info
+from .synonyms import Synonyms
+
+FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
+KIND_WEIGHTS = {"exact": 1.0, "variant": 0.7, "synonym": 0.6, "reading": 0.4}
+RECENCY_WEIGHT = 0.05  # at most +5% for today's article, decaying over about two years
+RERANK_WINDOW = 30
+MAX_WORDS = 16
+SNIPPET_CHARS = 120
+SCAN_CHARS = 6000  # how far into a body the analyzer looks for a variant-only match
+FACET_LIMIT = 30
+SORTS = ("relevance", "date")
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    """One article in a result list."""
+
+    slug: str
+    url: str
+    title: str
+    title_html: str
+    date: str | None
+    tags: list[str]
+    contentType: str
+    description: str
+    image: str
+    snippet: str
+    score: float
+    snippet_text: str = ""  # the snippet with matches between \x02 and \x03, unescaped, for terminals
+    readTime: int | None = None
+    featured: bool = False
+
+
+@dataclass
+class FacetValue:
+    value: str
+    count: int
+    selected: bool
+
+
+@dataclass
+class SearchResult:
+    """What a search returns; ``to_dict`` is the JSON contract of the API."""
+
+    query: str
+    total: int
+    page: int
+    per_page: int
+    took_ms: float
+    hits: list[Hit]
+    facets: dict[str, list[FacetValue]]
+    suggestion: str | None = None
+    relaxed: bool = False  # compound words were matched as separate words: no phrase was found
+    timed_out: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- the query language ---------------------------------------------------------------------
+
+
+@dataclass
+class Word:
+    """A word or quoted phrase the user typed."""
+
+    text: str
+    phrase: bool = False
+
+
+@dataclass
+class ParsedQuery:
+    """Clauses are AND-ed; the words inside a clause are OR-ed; excluded words are NOT-ed."""
+
+    clauses: list[list[Word]] = field(default_factory=list)
+    excluded: list[Word] = field(default_factory=list)
+
+    def words(self) -> list[Word]:
+        return [w for clause in self.clauses for w in clause]
+
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def clean_query(q: str) -> str:
+    """NFKC, no control characters, lone surrogates or bidi marks; one space between words."""
+    q = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                for c in q if unicodedata.category(c) not in ("Cs", "Cf", "Co", "Cn"))
+    return " ".join(unicodedata.normalize("NFKC", q).split())
+
+
+def parse_query(q: str) -> ParsedQuery:
+    """Parse what a person typed: words, "phrases", -excluded, OR.  Never fails.
+
+    Everything else (field:value, wildcards, boosts, brackets) is plain text,
+    which the analyzer reduces to words.
+    """
+    parsed = ParsedQuery()
+    pending_or = False
+    for m in _TOKEN.finditer(clean_query(q)):
+        neg, phrase, plain = m.group(1), m.group(2), m.group(3)
+        if plain is not None:
+            if plain == "OR" and parsed.clauses:
+                pending_or = True
+                continue
+            if plain.startswith("-") and len(plain) > 1:
+                parsed.excluded.append(Word(plain[1:]))
+                continue
+            word = Word(plain)
+        else:
+            if not phrase.strip():
+                continue
+            word = Word(phrase.strip(), phrase=True)
+            if neg:
+                parsed.excluded.append(word)
+                continue
+        if pending_or:
+            parsed.clauses[-1].append(word)
+            pending_or = False
+        else:
+            parsed.clauses.append([word])
+    return parsed
+
+
+# --- the searcher ---------------------------------------------------------------------------
+
+
+class _Snapshot:
+    """An open index generation and the per-document arrays that make facets cheap."""
+
+    def __init__(self, index_dir: Path):
+        ix, gen = open_index(index_dir)
+        self.gen = gen
+        self.searcher = ix.searcher()
+        reader = self.searcher.reader()
+        self.generation = f"{gen.name}/{ix.latest_generation()}"
+        self.info = read_info(gen)
+        self.doc_count = reader.doc_count()
+        self.tags = _FacetField(reader, "tag")
+        self.types = _FacetField(reader, "type")
+        self.products = _FacetField(reader, "product")
+        self.days = list(reader.column_reader("day")) if reader.has_column("day") else []
+        self.today = dt.date.today().toordinal()
+        self.live = frozenset(reader.all_doc_ids())
+
+    def close(self):
+        self.searcher.close()
+
+
+class _FacetField:
+    """Facet values of one keyword field, case- and width-folded, with their documents."""
+
+    def __init__(self, reader, fieldname: str):
+        spellings: dict[str, Counter] = {}
+        docs: dict[str, set[int]] = {}
+        if fieldname in reader.schema and reader.field_length(fieldname) >= 0:
+            for term in reader.field_terms(fieldname):
+                ids = set(reader.postings(fieldname, term).all_ids())
+                if not ids:
+                    continue
+                key = facet_key(term)
+                spellings.setdefault(key, Counter())[term] += len(ids)
+                docs.setdefault(key, set()).update(ids)
+        # Show the most common spelling; ties go to the alphabetically first one.
+        self.display = {k: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for k, c in spellings.items()}
+        self.docs = docs
+        self.keys = list(docs)
+        index = {k: i for i, k in enumerate(self.keys)}
+        by_doc: dict[int, list[int]] = {}
+        for key, ids in docs.items():
+            for d in ids:
+                by_doc.setdefault(d, []).append(index[key])
+        self.by_doc = {d: tuple(v) for d, v in by_doc.items()}
+
+    def count(self, docnums) -> Counter:
+        """How many of *docnums* have each value (by key index)."""
+        get = self.by_doc.get
+        return Counter(chain.from_iterable(get(d, ()) for d in docnums))
+
+
+def facet_key(value: str) -> str:
+    """Facet values that differ only in case or width are one value."""
+    return unicodedata.normalize("NFKC", value).casefold().strip()
+
+
+class Searcher:
+    """Searches the index in *index_dir*; notices rebuilds and updates by itself."""
+
+    def __init__(self, index_dir: str | os.PathLike, url_template: str = "/articles/{slug}/",
+                 synonyms: str | os.PathLike | None = None, cache_size: int = 256):
+        self.index_dir = Path(index_dir)
+        self.url_template = url_template
+        self.synonyms = Synonyms(synonyms)
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._stamp = None
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_size = cache_size
+
+    # -- index lifecycle --
+
+    def _index_stamp(self):
+        """Cheap fingerprint of the served index: CURRENT's content and its generation's folder."""
+        try:
+            name = (self.index_dir / CURRENT).read_text().strip()
+            st = os.stat(self.index_dir / name)
+        except OSError:
+            return None
+        return name, st.st_mtime_ns, st.st_ino
+
+    def snapshot(self) -> _Snapshot:
+        """The current index, reopened if a build or update changed it."""
+        stamp = self._index_stamp()
+        snap = self._snapshot
+        if snap is not None and stamp == self._stamp:
+            return snap
+        with self._lock:
+            if self._snapshot is not None and stamp == self._stamp:
+                return self._snapshot
+            try:
+                new = _Snapshot(self.index_dir)
+            except IndexMissing:
+                if self._snapshot is not None and stamp is not None:
+                    return self._snapshot  # mid-switch: keep serving what we have
+                raise
+            self._snapshot, self._stamp = new, stamp
+            self._cache.clear()
+            return new
+
+    def health(self) -> dict:
+        """Documents, generation and build time of the served index (IndexMissing if none)."""
+        snap = self.snapshot()
+        return {"status": "ok", "documents": snap.doc_count, "generation": snap.generation,
+                "built_at": snap.info.get("built_at")}
+
+    def all_tags(self) -> list["FacetValue"]:
+        """Every tag (case variants merged) with its number of articles, most used first."""
+        snap = self.snapshot()
+        values = [FacetValue(snap.tags.display[k], len(snap.tags.docs[k] & snap.live), False) for k in snap.tags.keys]
+        return sorted((v for v in values if v.count), key=lambda v: (-v.count, v.value))
+
+    def suggest(self, q: str, limit: int = 8) -> list[dict]:
+        """Completions of the last word of *q*: tags, title words, then body words.
+
+        A kana prefix also completes through the indexed readings, so that
+        hiragana typed before IME conversion (とうきょ) offers 東京.
+        """
+        snap = self.snapshot()
+        text = clean_query(q)
+        head, _, last = text.rpartition(" ")
+        prefix = fold(last)
+        if not prefix:
+            return []
+        head = head + " " if head else ""
+        seen: dict[str, tuple] = {}
+
+        def add(word: str, kind: str, weight: float):
+            key = word.lower()
+            if key != prefix and (key not in seen or seen[key][0] < weight):
+                seen[key] = (weight, word, kind)
+
+        for key in snap.tags.keys:
+            if key.startswith(prefix):
+                add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
+        reader = snap.searcher.reader()
+        for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
+            for n, term in enumerate(reader.expand_prefix(fieldname, prefix)):
+                if n >= 200:
+                    break
+                if term[:1] not in (analysis.VARIANT, READING):
+                    add(term, "word", weight * reader.doc_frequency(fieldname, term))
+        if is_kana(last):
+            for word, df in self._complete_reading(snap, fold(to_katakana(last))):
+                add(word, "word", 5.0 * df)
+        ranked = sorted(seen.values(), key=lambda v: (-v[0], v[1]))[:limit]
+        return [{"text": head + word, "word": word, "kind": kind} for _, word, kind in ranked]
+
+    def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
+        """Written forms of title words whose reading starts with *kana*."""
+        reader = snap.searcher.reader()
+        found = []
+        for n, term in enumerate(reader.expand_prefix("title", READING + kana)):
+            if n >= 50:
+                break
+            df = reader.doc_frequency("title", term)
+            postings = reader.postings("title", term)
+            if not postings.is_active():
+                continue
+            title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
+            for unit in analysis.units(title):
+                if unit.reading == term[1:]:
+                    found.append((title[unit.start:unit.end], df))
+                    break
+        found.sort(key=lambda x: -x[1])
+        return found[:limit]
+
+    # -- searching --
+
+    def search(self, q: str = "", tags=(), content_type: str | None = None, date_from=None, date_to=None,
+               sort: str = "relevance", page: int = 1, per_page: int = 10) -> SearchResult:
+        """Run a search; raise QueryError for parameters that make no sense."""
+        started = time.perf_counter()
+        q = q or ""
+        if len(q) > MAX_QUERY_LENGTH:
+            raise QueryError(f"q is too long ({len(q)} characters; the limit is {MAX_QUERY_LENGTH})")
+        if sort not in SORTS:
+            raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        if not isinstance(page, int) or not 1 <= page <= MAX_PAGE:
+            raise QueryError(f"page must be a whole number from 1 to {MAX_PAGE}")
+        if not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+            raise QueryError(f"per_page must be a whole number from 1 to {MAX_PER_PAGE}")
+        tags = tuple(t for t in (tags or ()) if t and t.strip())
+        day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
+        if day_from is not None and day_to is not None and day_from > day_to:
+            raise QueryError("the from date is after the to date")
+        snap = self.snapshot()
+        key = (snap.generation, q, tags, content_type, day_from, day_to, sort, page, per_page)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return _with_time(cached, started)
+        result = self._search(snap, q, tags, content_type, day_from, day_to, sort, page, per_page)
+        self._cache[key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return _with_time(result, started)
+
+    def _search(self, snap, q, tags, content_type, day_from, day_to, sort, page, per_page) -> SearchResult:
+        parsed = parse_query(q)
+        allowed = _filter_docs(snap, tags, content_type, day_from, day_to)
+        builder = _QueryBuilder(snap.searcher, self.synonyms)
+        whoosh_query = builder.build(parsed)
+        relaxed = timed_out = False
+        if whoosh_query is None:
+            if parsed.clauses:  # words that are all stop words or symbols: nothing to find
+                matched = set()
+            else:  # browse: no words, filters only
+                matched = set(snap.live) if allowed is None else set(allowed)
+                sort = "date"
+        else:
+            matched = self._matches(snap, whoosh_query, allowed)
+            if not matched and builder.has_compounds:
+                relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
+                matched = self._matches(snap, relaxed_query, allowed)
+                if matched:
+                    whoosh_query, relaxed = relaxed_query, True
+        total = len(matched)
+        needed = page * per_page
+        if sort == "date":
+            ranked = sorted(matched, key=lambda d: (-snap.days[d], d))[:needed]
+            scores = {d: 0.0 for d in ranked}
+        else:
+            scores, timed_out = self._top(snap, whoosh_query, matched, needed)
+            ranked = sorted(scores, key=lambda d: (-scores[d], -snap.days[d], d))
+        page_docs = ranked[(page - 1) * per_page:needed]
+        marker = _Marker(builder.highlight_terms, builder.needles)
+        hits = [self._hit(snap, d, scores[d], marker) for d in page_docs]
+        facets = {
+            "tags": _facet_values(snap.tags, matched, tags),
+            "contentType": _facet_values(snap.types, matched, [content_type] if content_type else []),
+            "relatedProducts": _facet_values(snap.products, matched, []),
+        }
+        suggestion = None
+        if total == 0 and parsed.clauses:
+            suggestion = self._suggest(snap, parsed, allowed)
+        return SearchResult(query=q, total=total, page=page, per_page=per_page, took_ms=0.0, hits=hits,
+                            facets=facets, suggestion=suggestion, relaxed=relaxed, timed_out=timed_out)
+
+    def _matches(self, snap, whoosh_query, allowed) -> set[int]:
+        """Every matching live document: exact, unlike Whoosh's top-N estimate."""
+        docs = set(snap.searcher.docs_for_query(whoosh_query))
+        docs &= snap.live
+        if allowed is not None:
+            docs &= allowed
+        return docs
+
+    def _top(self, snap, whoosh_query, matched: set[int], needed: int) -> tuple[dict[int, float], bool]:
+        """Scores of the best *needed* documents, with a gentle preference for recent ones."""
+        if not matched:
+            return {}, False
+        window = max(needed, RERANK_WINDOW)
+        collector = TimeLimitCollector(TopCollector(limit=window), timelimit=SEARCH_TIME_LIMIT, use_alarm=False)
+        timed_out = False
+        try:
+            snap.searcher.search_with_collector(whoosh_query, collector)
+        except TimeLimit:
+            timed_out = True
+        results = collector.results()
+        scores = {}
+        for score, docnum in ((hit.score, hit.docnum) for hit in results):
+            if docnum in matched:
+                age_years = max(0, snap.today - snap.days[docnum]) / 365.0
+                scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
+        return scores, timed_out
+
+    def _hit(self, snap, docnum: int, score: float, marker: "_Marker") -> Hit:
+        stored = snap.searcher.stored_fields(docnum)
+        meta = stored["meta"]
+        snippet_html, snippet_text = marker.snippet(stored.get("body", "")) if marker.active else ("", "")
+        if not snippet_html:
+            lead = (meta.get("description") or stored.get("body", ""))[:SNIPPET_CHARS]
+            snippet_html, snippet_text = html.escape(lead), lead
+        title = meta["title"]
+        return Hit(
+            slug=meta["slug"],
+            url=self.url_template.format(slug=meta["slug"]),
+            title=title,
+            title_html=marker.mark(title)[0] if marker.active else html.escape(title),
+            date=meta.get("date"),
+            tags=meta.get("tags", []),
+            contentType=meta.get("contentType", ""),
+            description=meta.get("description", ""),
+            image=meta.get("image", ""),
+            snippet=snippet_html,
+            snippet_text=snippet_text,
+            score=round(score, 4),
+            readTime=meta.get("readTime"),
+            featured=bool(meta.get("featured")),
+        )
+
+    def _suggest(self, snap, parsed: ParsedQuery, allowed) -> str | None:
+        """A query to offer when nothing was found: spelling fixed, else fewer words."""
+        words = [clause[0] for clause in parsed.clauses]
+        reader = snap.searcher.reader()
+        changed = False
+        fixed = []
+        for word in words:
+            text = word.text
+            if re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text) and not _term_exists(reader, fold(text)):
+                better = _spelling(reader, fold(text))
+                if better:
+                    text, changed = better, True
+            fixed.append(text)
+        if changed:
+            return " ".join(fixed)
+        if len(words) > 1:
+            builder = _QueryBuilder(snap.searcher, self.synonyms)
+            kept = []
+            for word in words:
+                single = builder.build(ParsedQuery([[word]]))
+                if single is not None and self._matches(snap, single, allowed):
+                    kept.append(word.text if not word.phrase else f'"{word.text}"')
+            if kept and len(kept) < len(words):
+                return " ".join(kept)
+        return None
+
+
+def _with_time(result: SearchResult, started: float) -> SearchResult:
+    copy = SearchResult(**{f: getattr(result, f) for f in result.__dataclass_fields__})
+    copy.took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return copy
+
+
+def _day(value, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().toordinal()
+    if isinstance(value, dt.date):
+        return value.toordinal()
+    try:
+        return dt.date.fromisoformat(str(value)).toordinal()
+    except ValueError:
+        raise QueryError(f"{name} must be a date like 2026-02-19, not {str(value)[:40]!r}") from None
+
+
+def _filter_docs(snap, tags, content_type, day_from, day_to) -> set[int] | None:
+    """The documents the filters allow, or None when there are no filters."""
+    allowed = None
+    for tag in tags:
+        docs = snap.tags.docs.get(facet_key(tag), set())
+        allowed = set(docs) if allowed is None else allowed & docs
+    if content_type:
+        docs = snap.types.docs.get(facet_key(content_type), set())
+        allowed = set(docs) if allowed is None else allowed & docs
+    if day_from is not None or day_to is not None:
+        lo = day_from if day_from is not None else -(2**31)
+        hi = day_to if day_to is not None else 2**31
+        pool = allowed if allowed is not None else snap.live
+        allowed = {d for d in pool if snap.days[d] and lo <= snap.days[d] <= hi}
+    return allowed
+
+
+def _facet_values(facet: _FacetField, matched: set[int], selected) -> list[FacetValue]:
+    chosen = {facet_key(s) for s in selected}
+    counts = facet.count(matched)
+    values = [FacetValue(facet.display[facet.keys[i]], n, facet.keys[i] in chosen) for i, n in counts.items()]
+    values.sort(key=lambda v: (-v.count, v.value))
+    shown = values[:FACET_LIMIT]
+    shown += [v for v in values[FACET_LIMIT:] if v.selected]
+    return shown
+
+
+def _term_exists(reader, term: str) -> bool:
+    return any(reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
+
+
+def _spelling(reader, word: str) -> str | None:
+    """The most frequent indexed word within two edits of *word*."""
+    best = None
+    for maxdist in (1, 2):
+        for fieldname in ("title", "body"):
+            for candidate in reader.terms_within(fieldname, word, maxdist, prefix=1):
+                if candidate[:1] in (analysis.VARIANT, READING) or not candidate.isascii():
+                    continue
+                freq = reader.doc_frequency(fieldname, candidate)
+                if best is None or freq > best[0]:
+                    best = (freq, candidate)
+        if best:
+            return best[1]
+    return None
+
+
+# --- building Whoosh queries ------------------------------------------------------------------
+
+
+class _QueryBuilder:
+    """Turns parsed words into Whoosh queries through the shared analyzer."""
+
+    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True):
+        self.reader = searcher.reader()
+        self.synonyms = synonyms
+        self.phrases = phrases
+        self.has_compounds = False
+        self.highlight_terms: set[str] = set()
+        self.needles: set[str] = set()
+
+    def build(self, parsed: ParsedQuery):
+        clauses = []
+        for clause in parsed.clauses[:MAX_WORDS]:
+            alts = [q for q in (self.word(w) for w in clause) if q is not None]
+            if alts:
+                clauses.append(alts[0] if len(alts) == 1 else wq.Or(alts))
+        if not clauses:
+            return None
+        main = clauses[0] if len(clauses) == 1 else wq.And(clauses)
+        excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
+        if excluded:
+            main = wq.AndNot(main, excluded[0] if len(excluded) == 1 else wq.Or(excluded))
+        return main
+
+    def word(self, word: Word, highlight: bool = True):
+        """A query for one typed word: its analysed units, plus synonyms and readings."""
+        options = [(self._units_query(query_units(word.text), word.phrase, highlight), 1.0)]
+        if not word.phrase:
+            for synonym in self.synonyms.expand(word.text):
+                options.append((self._units_query(query_units(synonym), True, highlight), KIND_WEIGHTS["synonym"]))
+            if is_kana(word.text):
+                options.append((self._reading_query(word.text, highlight), 1.0))
+        queries = [q if weight == 1.0 else _boosted(q, weight) for q, weight in options if q is not None]
+        if not queries:
+            return None
+        return queries[0] if len(queries) == 1 else wq.Or(queries)
+
+    def _units_query(self, units: list[Unit], phrase: bool, highlight: bool):
+        if not units:
+            return None
+        if highlight:
+            for unit in units:
+                self.needles.add(unit.text)
+                self.needles.update(_stem(v) for v in unit.variants)
+                self.highlight_terms.update(a.term for a in alternatives(unit))
+        if len(units) > 1:
+            self.has_compounds = self.has_compounds or not phrase
+        per_field = []
+        for fieldname, weight in FIELD_WEIGHTS.items():
+            slots = [self._unit_terms(fieldname, unit, weight) for unit in units]
+            if len(slots) == 1:
+                per_field.append(slots[0])
+            elif phrase or self.phrases:
+                per_field.append(wq.Sequence(slots, slop=1))
+            else:
+                per_field.append(wq.And(slots))
+        return wq.Or(per_field)
+
+    def _unit_terms(self, fieldname: str, unit: Unit, weight: float):
+        terms = [wq.Term(fieldname, a.term, boost=weight * KIND_WEIGHTS[a.kind]) for a in alternatives(unit)]
+        return terms[0] if len(terms) == 1 else wq.Or(terms)
+
+    def _reading_query(self, text: str, highlight: bool):
+        """Kana typed for a word written in kanji: match the indexed readings.
+
+        MeCab mis-segments hiragana strings, so the whole kana string is matched
+        against readings, split into the fewest indexed readings if needed.
+        """
+        kana = fold(to_katakana(text))
+        pieces = self._split_reading(kana)
+        if not pieces:
+            return None
+        terms = [READING + p for p in pieces]
+        if highlight:
+            self.highlight_terms.update(terms)
+        per_field = []
+        for fieldname, weight in FIELD_WEIGHTS.items():
+            slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
+            per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
+        return wq.Or(per_field)
+
+    def _split_reading(self, kana: str) -> list[str] | None:
+        """Fewest pieces of *kana* that are all indexed readings (dynamic programming)."""
+        n = len(kana)
+        if n > 24:
+            return None
+        known = {}
+
+        def indexed(piece):
+            if piece not in known:
+                known[piece] = any(self.reader.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
+            return known[piece]
+
+        best: list[list[str] | None] = [None] * (n + 1)
+        best[0] = []
+        for end in range(1, n + 1):
+            for start in range(end):
+                if best[start] is not None and (best[end] is None or len(best[start]) + 1 < len(best[end])):
+                    if indexed(kana[start:end]):
+                        best[end] = best[start] + [kana[start:end]]
+        return best[n]
+
+
+def _boosted(q, weight: float):
+    q = q.copy()
+    q.boost = q.boost * weight
+    return q
+
+
+def _stem(form: str) -> str:
+    """A dictionary form without its final kana (泳ぐ -> 泳), to find inflected forms in text."""
+    if len(form) > 1 and "\u3041" <= form[-1] <= "\u309f":
+        return form[:-1]
+    return form
+
+
+# --- snippets ---------------------------------------------------------------------------------
+
+
+class _Marker:
+    """Finds the best passage for a query and marks the words the query matched."""
+
+    def __init__(self, terms: set[str], needles: set[str]):
+        self.terms = terms
+        self.needles = sorted({n for n in needles if n}, key=len, reverse=True)
+        self.active = bool(terms)
+
+    def matches(self, unit: Unit) -> bool:
+        terms = self.terms
+        if unit.text in terms:
+            return True
+        if unit.reading and READING + unit.reading in terms:
+            return True
+        return any(v in terms or analysis.VARIANT + v in terms for v in unit.variants) or any(
+            p in terms for p in unit.parts)
+
+    def mark(self, text: str) -> tuple[str, str, int]:
+        """(HTML with <mark>, plain text with \\x02..\\x03 marks, number of marks) of *text*."""
+        out_html, out_text, last, count = [], [], 0, 0
+        for unit in analysis.units(text):
+            if unit.stop or not self.matches(unit):
+                continue
+            out_html.append(html.escape(text[last:unit.start]))
+            out_text.append(text[last:unit.start])
+            word = text[unit.start:unit.end]
+            out_html.append(f"<mark>{html.escape(word)}</mark>")
+            out_text.append(f"\x02{word}\x03")
+            last = unit.end
+            count += 1
+        out_html.append(html.escape(text[last:]))
+        out_text.append(text[last:])
+        # Words MeCab split (アド|オン) read as one highlighted word.
+        return "".join(out_html).replace("</mark><mark>", ""), "".join(out_text).replace("\x03\x02", ""), count
+
+    def snippet(self, body: str) -> tuple[str, str]:
+        """The ~120-character passage of *body* with the most query words, marked up."""
+        if not body:
+            return "", ""
+        folded = unicodedata.normalize("NFKC", body).lower()
+        if len(folded) != len(body):  # rare: NFKC changed lengths; search the original instead
+            folded = body.lower()
+        positions = []
+        for needle in self.needles:
+            start = 0
+            while len(positions) < 200:
+                i = folded.find(needle, start)
+                if i < 0:
+                    break
+                positions.append((i, needle))
+                start = i + 1
+        positions.sort()
+        candidates = []
+        for i, (pos, _) in enumerate(positions):
+            distinct = {n for p, n in positions[i:i + 12] if p < pos + SNIPPET_CHARS}
+            candidates.append((-len(distinct), pos))
+        candidates.sort()
+        for _, pos in candidates[:4]:
+            begin = _passage_start(body, pos)
+            end = _passage_end(body, begin + SNIPPET_CHARS)
+            marked_html, marked_text, count = self.mark(body[begin:end])
+            if count:
+                return _passage(body, begin, end, marked_html, marked_text)
+        # Matched through a variant or reading only (杜 for 森, 泳いだ for 泳ぐ): look with the analyzer.
+        for begin in range(0, min(len(body), SCAN_CHARS), SNIPPET_CHARS):
+            window = body[begin:begin + SNIPPET_CHARS]
+            if self.mark(window)[2]:
+                begin = _passage_start(body, begin)
+                end = _passage_end(body, begin + SNIPPET_CHARS)
+                marked_html, marked_text, count = self.mark(body[begin:end])
+                if count:
+                    return _passage(body, begin, end, marked_html, marked_text)
+        return "", ""
+
+
+def _passage(body: str, begin: int, end: int, marked_html: str, marked_text: str) -> tuple[str, str]:
+    prefix = "…" if begin > 0 else ""
+    suffix = "…" if end < len(body) else ""
+    return (prefix + marked_html + suffix).replace("\n", " "), (prefix + marked_text + suffix).replace("\n", " ")
+
+
+def _passage_start(text: str, pos: int) -> int:
+    """Start a passage at a sentence or line boundary shortly before *pos*."""
+    floor = max(0, pos - 40)
+    for i in range(pos - 1, floor - 1, -1):
+        if text[i] in "。．！？!?\n":
+            return i + 1
+    return floor if floor == 0 else max(floor, _word_boundary(text, floor))
+
+
+def _passage_end(text: str, pos: int) -> int:
+    if pos >= len(text):
+        return len(text)
+    for i in range(pos, min(len(text), pos + 20)):
+        if text[i] in "。．！？!?\n":
+            return i + 1
+    return _word_boundary(text, pos)
+
+
+def _word_boundary(text: str, pos: int) -> int:
+    """Do not cut a Latin word in two."""
+    while 0 < pos < len(text) and text[pos - 1].isascii() and text[pos - 1].isalnum() and text[pos].isascii() \
+            and text[pos].isalnum():
+        pos += 1
+    return pos

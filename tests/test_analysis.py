@@ -1,0 +1,300 @@
+"""The Japanese analyzer: token-level rules, then matching end to end through the search API."""
+
+import pickle
+
+import pytest
+
+from search.analysis import ANALYZER, JapaneseAnalyzer, fold, kanji_to_number, normalize, query_units, units
+from search.indexer import build
+from search.searcher import Searcher
+
+
+def terms(text):
+    return [t.text for t in ANALYZER(text)]
+
+
+def written(text):
+    """Written forms of the non-stop units: what a phrase query sees."""
+    return [u.text for u in units(text) if not u.stop]
+
+
+# --- token level (cases after Lucene's kuromoji filter tests where they apply) --------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("ﾌﾟﾘﾝﾀｰ", ["プリンタ"]),                 # half-width katakana with voiced mark, long vowel
+    ("ｶﾞｷﾞｸﾞｹﾞｺﾞ", None),                   # composes voiced marks (no stray ﾞ)
+    ("ＧｉｔＨｕｂ", ["github"]),
+    ("２０２６", ["2026"]),
+    ("ＡＢＣ１２３", ["abc123"]),
+    ("コピー", ["コピー"]),                   # kuromoji: short katakana keeps its ー
+    ("サーバー", ["サーバ"]),
+    ("サーバ", ["サーバ"]),
+    ("ユーザー", ["ユーザ"]),
+    ("プリンター", ["プリンタ"]),
+    ("カー", ["カー"]),
+    ("三百", ["300"]),
+    ("十五", ["15"]),
+    ("二〇二六", ["2026"]),
+    ("一万五千", ["15000"]),
+    ("千二百三十四", ["1234"]),
+    ("Next.js", ["next.js"]),
+    ("C#", ["c#"]),
+    ("F#", ["f#"]),
+    (".NET", [".net"]),
+    ("Wi-Fi", ["wi-fi"]),
+    ("x86-64", ["x86-64"]),
+    ("ES2015", ["es2015"]),
+    ("node_modules", ["node_modules"]),
+    ("textlint-rule-no-todo", ["textlint-rule-no-todo"]),
+    ("Llama-3.1", ["llama-3.1"]),
+    ("GPT-4o", ["gpt-4o"]),
+    ("C++", ["c++"]),
+    ("Vue.js.", ["vue.js"]),                 # sentence-final dot is not part of the word
+    ("画像処理", ["画像", "処理"]),
+    ("時々", ["時々"]),
+    ("いすゞ", ["いすず"]),                    # voiced iteration mark expanded
+    ("部分々々", ["部分", "部分"]),             # 々々 repeats the pair
+])
+def test_written_forms(text, expected):
+    result = written(text)
+    if expected is None:
+        assert "ﾞ" not in "".join(result) and "゙" not in "".join(result)
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize("text, stopped", [
+    ("東京の天気", ["の"]),
+    ("書きました", ["まし", "た"]),
+    ("読まれた", ["れ", "た"]),
+    ("これは、テスト。", ["は", "、", "。"]),
+    ("えーと", None),
+])
+def test_particles_auxiliaries_and_symbols_are_stop_words(text, stopped):
+    dropped = [text[u.start:u.end] for u in units(text) if u.stop]
+    if stopped is None:
+        assert written(text) == [] or dropped
+    else:
+        assert dropped == stopped
+
+
+@pytest.mark.parametrize("text, base", [
+    ("書いた", "書く"), ("書きます", "書く"), ("読まれた", "読む"), ("泳いだ", "泳ぐ"),
+    ("わかる", "分かる"), ("申込み", "申し込み"), ("問合せ", "問い合わせ"), ("取組", "取り組み"),
+    ("美しかった", "美しい"),
+])
+def test_inflections_and_spelling_variants_carry_their_lemma(text, base):
+    first = [u for u in units(text) if not u.stop][0]
+    assert base in first.variants
+
+
+@pytest.mark.parametrize("text", ["サーバー", "パソコン", "大阪", "太郎"])
+def test_lemma_quirks_are_not_variants(text):
+    """No English gloss (サーバー-server), no katakana reading posing as a lemma (大阪 -> オオサカ)."""
+    unit = [u for u in units(text) if not u.stop][0]
+    assert all("-" not in v and not (v.isascii()) for v in unit.variants)
+    if text in ("大阪", "太郎"):
+        assert unit.variants == ()
+        assert unit.reading
+
+
+@pytest.mark.parametrize("text, expected", [("三百", "300"), ("十五", "15"), ("二千二十六", "2026"),
+                                            ("百", "100"), ("一億二千万", "120000000"), ("abc", None)])
+def test_kanji_numerals(text, expected):
+    assert kanji_to_number(text) == expected
+
+
+def test_offsets_point_into_the_original_text():
+    text = "ﾌﾟﾘﾝﾀｰとＧＰＵと㈱テスト、Next.jsで泳いだ"
+    for token in ANALYZER(text, positions=True, chars=True):
+        original = text[token.startchar:token.endchar]
+        assert original, token.text
+        if token.text[:1] not in "=~":
+            assert token.text in fold(normalize(original).text.lower())
+
+
+def test_offsets_with_start_char():
+    spans = [(t.text, t.startchar, t.endchar) for t in ANALYZER("東京タワー", chars=True, start_char=10)]
+    assert spans[0] == ("東京", 10, 12)
+    assert ("タワー", 12, 15) in spans
+
+
+def test_positions_skip_stop_words_and_share_variants():
+    tokens = [(t.text, t.pos) for t in ANALYZER("画像の処理で泳いだ", positions=True)]
+    assert ("画像", 0) in tokens and ("処理", 1) in tokens
+    assert ("泳い", 2) in tokens and ("=泳ぐ", 2) in tokens
+
+
+def test_analyzer_pickles_and_works_after_unpickling():
+    copy = pickle.loads(pickle.dumps(JapaneseAnalyzer()))
+    assert [t.text for t in copy("ユーザーが書いた")] == terms("ユーザーが書いた")
+    assert copy == JapaneseAnalyzer()
+
+
+def test_index_and_query_streams_agree():
+    """Every written form the query side looks for is what the index side stores."""
+    for text in ["TypeScript 5.4の型推論", "ﾌﾟﾘﾝﾀｰで泳いだ", "申込みと問合せ", "Next.js 14とC#"]:
+        index_terms = set(terms(text))
+        for unit in query_units(text):
+            assert unit.text in index_terms
+
+
+def test_query_mode_emits_written_forms_only():
+    query_terms = [t.text for t in ANALYZER("泳いだ Next.js", mode="query")]
+    assert query_terms == ["泳い", "next.js"]
+
+
+# --- end to end: an index with one article per case, queried through the search API ----------
+
+CASES = [
+    # (text in an article, query, should it be found)
+    ("ﾌﾟﾘﾝﾀｰを買った", "プリンター", True),
+    ("プリンターを買った", "ﾌﾟﾘﾝﾀｰ", True),
+    ("ＧｉｔＨｕｂで公開", "github", True),
+    ("GitHubで公開", "ＧｉｔＨｕｂ", True),
+    ("２０２６年の計画", "2026", True),
+    ("2026年の計画", "２０２６", True),
+    ("ＧＰＵを増設", "GPU", True),
+    ("ﾃｷｽﾄを書く", "テキスト", True),
+    ("記事を書いた", "書く", True),
+    ("記事を書きます", "書く", True),
+    ("よく読まれた本", "読む", True),
+    ("魚が泳いだ", "泳ぐ", True),
+    ("魚が泳ぐ", "泳いだ", True),
+    ("申込みは明日まで", "申し込み", True),
+    ("申し込みは明日まで", "申込み", True),
+    ("問合せ窓口", "問い合わせ", True),
+    ("問い合わせ窓口", "問合せ", True),
+    ("すぐわかる入門", "分かる", True),
+    ("すぐ分かる入門", "わかる", True),
+    ("今年の取組", "取り組み", True),
+    ("ユーザー登録", "ユーザ", True),
+    ("ユーザ登録", "ユーザー", True),
+    ("プリンタの設定", "プリンター", True),
+    ("ファインチューニングサーバーの構築", "ファインチューニングサーバ", True),
+    ("大阪で開催", "おおさか", True),
+    ("大阪で開催", "オオサカ", True),
+    ("東京タワーに行った", "とうきょう", True),
+    ("画像処理ライブラリ", "がぞうしょり", True),
+    ("青森のデータセンター", "森", False),
+    ("森の中を歩く", "森", True),
+    ("京都の寺", "東京都", False),
+    ("東京都の予算", "京都", False),
+    ("画像処理ライブラリ", "処理", True),
+    ("画像処理ライブラリ", "画像処理", True),
+    ("TypeScript 5.4の新機能", "TypeScript 5.4", True),
+    ("TypeScript 5.4の新機能", "typescript", True),
+    ("Vue.jsで作る", "vue.js", True),
+    ("Vue.jsで作る", "vue", True),
+    ("Vue.jsで作る", "Vue.js", True),
+    ("Next.js 14がリリース", "next.js", True),
+    ("Next.js 14がリリース", "Next.js 14", True),
+    ("C#の入門", "C#", True),
+    ("C#の入門", "c#", True),
+    ("C言語の入門", "C#", False),
+    ("F#で書く", "F#", True),
+    ("F#で書く", "C#", False),
+    (".NETで動く", ".NET", True),
+    (".NETで動く", ".net", True),
+    ("Wi-Fiにつなぐ", "wi-fi", True),
+    ("Wi-Fiにつなぐ", "WI-FI", True),
+    ("x86-64向け", "x86-64", True),
+    ("ES2015の構文", "es2015", True),
+    ("node_modulesを消す", "node_modules", True),
+    ("textlint-rule-no-todoを使う", "textlint", True),
+    ("textlint-rule-no-todoを使う", "textlint-rule-no-todo", True),
+    ("Llama-3.1を試す", "llama-3.1", True),
+    ("Llama-3.1を試す", "Llama", True),
+    ("GPT-4oと比較", "gpt-4o", True),
+    ("三百人が参加", "300", True),
+    ("300人が参加", "三百", True),
+    ("十五分かかる", "15", True),
+    ("15分かかる", "十五", True),
+    ("時々止まる", "時々", True),
+    ("部分々々を直す", "部分部分", True),
+    ("いすゞの車", "いすず", True),
+    ("パソコンを買う", "PC", True),
+    ("PCを買う", "パソコン", True),
+    ("JavaScriptの本", "JS", True),
+    ("JSの本", "JavaScript", True),
+    ("スマートフォン新製品", "スマホ", True),
+    ("東京の天気", "の", False),  # a particle alone finds nothing
+    ("東京の天気", "天気", True),
+    ("東京の天気", "東京 天気", True),
+    ("東京の天気", "東京 大阪", False),
+    ("東京の天気", "東京 OR 大阪", True),
+    ("東京の天気", "東京 -天気", False),
+    ("東京の天気", "\"東京の天気\"", True),
+    ("東京の天気", "\"東京 天気\"", True),  # stop words take no position
+    ("天気と東京", "\"東京 天気\"", False),
+    ("Appleの新製品", "apple", True),
+    ("APPLEの新製品", "Apple", True),
+    ("データベースの設計", "データベース設計", True),
+    ("美しかった景色", "美しい", True),
+    ("静かな部屋", "静か", True),
+    ("コピーを取る", "コピー", True),
+    ("カーナビ", "カー", False),
+    ("サーバーを再起動", "サーバ", True),
+    ("サーバを再起動", "サーバー", True),
+    ("メモリーが不足", "メモリ", True),
+    ("ブラウザーで確認", "ブラウザ", True),
+    ("ブラウザで確認", "ブラウザー", True),
+    ("インターフェースの改善", "インターフェース", True),
+    ("機械学習のモデル", "機械学習", True),
+    ("機械学習のモデル", "学習", True),
+    ("形態素解析を行う", "けいたいそかいせき", True),
+    ("形態素解析を行う", "形態素", True),
+    ("東京駅で待ち合わせ", "待ち合わせ", True),
+    ("東京駅で待合せ", "待ち合わせ", True),
+]
+
+
+@pytest.fixture(scope="module")
+def case_searcher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cases")
+    content = root / "content"
+    content.mkdir()
+    for n, (text, _, _) in enumerate(CASES):
+        (content / f"case-{n:03d}.md").write_text(
+            f'---\ntitle: "記事 {n}"\nslug: "case-{n:03d}"\ndate: "2025-01-01"\n---\n{text}\n', encoding="utf-8")
+    build(content, root / "index", workers=1)
+    return Searcher(root / "index")
+
+
+@pytest.mark.parametrize("n, text, query, found", [(n, *case) for n, case in enumerate(CASES)],
+                         ids=[f"{c[0]}|{c[1]}" for c in CASES])
+def test_query_finds_what_people_mean(case_searcher, n, text, query, found):
+    result = case_searcher.search(query, per_page=50)
+    slugs = {h.slug for h in result.hits}
+    assert (f"case-{n:03d}" in slugs) == found, (text, query, slugs)
+
+
+def test_compound_query_falls_back_to_all_of_its_parts(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "a.md").write_text('---\ntitle: "縮小"\nslug: "a"\n---\n画像を縮小して処理する\n', encoding="utf-8")
+    build(content, tmp_path / "index", workers=1)
+    result = Searcher(tmp_path / "index").search("画像処理")
+    assert [h.slug for h in result.hits] == ["a"]
+    assert result.relaxed
+
+
+def test_compound_query_prefers_the_phrase(case_searcher):
+    result = case_searcher.search("画像処理", per_page=50)
+    assert not result.relaxed
+    assert all("画像処理" in h.snippet.replace("<mark>", "").replace("</mark>", "") for h in result.hits)
+
+
+def test_exact_form_ranks_above_variant_above_reading(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    for slug, body in [("exact", "申込みの方法"), ("variant", "申し込みの方法")]:
+        (content / f"{slug}.md").write_text(f'---\ntitle: "案内"\nslug: "{slug}"\ndate: "2025-01-01"\n---\n{body}\n',
+                                            encoding="utf-8")
+    for slug, body in [("kanji", "大阪の話"), ("kana", "おおさかの話")]:
+        (content / f"{slug}.md").write_text(f'---\ntitle: "案内"\nslug: "{slug}"\ndate: "2025-01-01"\n---\n{body}\n',
+                                            encoding="utf-8")
+    build(content, tmp_path / "index", workers=1)
+    s = Searcher(tmp_path / "index")
+    assert [h.slug for h in s.search("申込み").hits] == ["exact", "variant"]
+    assert [h.slug for h in s.search("おおさか").hits] == ["kana", "kanji"]
