@@ -364,26 +364,25 @@ class Searcher:
         builder = _QueryBuilder(snap.searcher, self.synonyms)
         whoosh_query = builder.build(parsed)
         relaxed = timed_out = False
+        needed = page * per_page
         if whoosh_query is None:
             if parsed.clauses:  # words that are all stop words or symbols: nothing to find
                 matched = set()
             else:  # browse: no words, filters only
                 matched = set(snap.live) if allowed is None else set(allowed)
                 sort = "date"
+            scores = {}
         else:
-            matched = self._matches(snap, whoosh_query, allowed)
+            matched, scores, timed_out = self._run(snap, whoosh_query, allowed, needed)
             if not matched and builder.has_compounds:
                 relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
-                matched = self._matches(snap, relaxed_query, allowed)
-                if matched:
-                    whoosh_query, relaxed = relaxed_query, True
+                matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
+                relaxed = bool(matched)
         total = len(matched)
-        needed = page * per_page
         if sort == "date":
             ranked = sorted(matched, key=lambda d: (-snap.days[d], d))[:needed]
             scores = {d: 0.0 for d in ranked}
         else:
-            scores, timed_out = self._top(snap, whoosh_query, matched, needed)
             ranked = sorted(scores, key=lambda d: (-scores[d], -snap.days[d], d))
         page_docs = ranked[(page - 1) * per_page:needed]
         marker = _Marker(builder.highlight_terms, builder.needles)
@@ -400,31 +399,29 @@ class Searcher:
                             facets=facets, suggestion=suggestion, relaxed=relaxed, timed_out=timed_out)
 
     def _matches(self, snap, whoosh_query, allowed) -> set[int]:
-        """Every matching live document: exact, unlike Whoosh's top-N estimate."""
-        docs = set(snap.searcher.docs_for_query(whoosh_query))
-        docs &= snap.live
-        if allowed is not None:
-            docs &= allowed
-        return docs
+        """Every matching live document, unscored (used for suggestions)."""
+        docs = set(snap.searcher.docs_for_query(whoosh_query)) & snap.live
+        return docs if allowed is None else docs & allowed
 
-    def _top(self, snap, whoosh_query, matched: set[int], needed: int) -> tuple[dict[int, float], bool]:
-        """Scores of the best *needed* documents, with a gentle preference for recent ones."""
-        if not matched:
-            return {}, False
-        window = max(needed, RERANK_WINDOW)
-        collector = TimeLimitCollector(TopCollector(limit=window), timelimit=SEARCH_TIME_LIMIT, use_alarm=False)
+    def _run(self, snap, whoosh_query, allowed, needed: int) -> tuple[set[int], dict[int, float], bool]:
+        """One pass over the matches: all of them (exact total and facets) and the best scored.
+
+        Whoosh's top-N collector skips low-scoring blocks and then estimates the
+        total; this one scores every match, so the total is exact.
+        """
+        collector = _ExactTopCollector(max(needed, RERANK_WINDOW), allowed)
+        timed = TimeLimitCollector(collector, timelimit=SEARCH_TIME_LIMIT, use_alarm=False)
         timed_out = False
         try:
-            snap.searcher.search_with_collector(whoosh_query, collector)
+            snap.searcher.search_with_collector(whoosh_query, timed)
         except TimeLimit:
             timed_out = True
-        results = collector.results()
         scores = {}
-        for score, docnum in ((hit.score, hit.docnum) for hit in results):
-            if docnum in matched:
-                age_years = max(0, snap.today - snap.days[docnum]) / 365.0
-                scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
-        return scores, timed_out
+        for score, negated in collector.items:
+            docnum = -negated
+            age_years = max(0, snap.today - snap.days[docnum]) / 365.0
+            scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
+        return collector.matched, scores, timed_out
 
     def _hit(self, snap, docnum: int, score: float, marker: "_Marker") -> Hit:
         stored = snap.searcher.stored_fields(docnum)
@@ -476,6 +473,22 @@ class Searcher:
             if kept and len(kept) < len(words):
                 return " ".join(kept)
         return None
+
+
+class _ExactTopCollector(TopCollector):
+    """Top-N by score that records every match it sees, within the allowed documents."""
+
+    def __init__(self, limit: int, allowed: set[int] | None):
+        super().__init__(limit=limit, usequality=False)
+        self.allowed = allowed
+        self.matched: set[int] = set()
+
+    def collect(self, sub_docnum):
+        docnum = self.offset + sub_docnum
+        if self.allowed is not None and docnum not in self.allowed:
+            return None
+        self.matched.add(docnum)
+        return TopCollector.collect(self, sub_docnum)
 
 
 def _with_time(result: SearchResult, started: float) -> SearchResult:
@@ -595,20 +608,31 @@ class _QueryBuilder:
                 self.highlight_terms.update(a.term for a in alternatives(unit))
         if len(units) > 1:
             self.has_compounds = self.has_compounds or not phrase
+        if len(units) > 1 and not (phrase or self.phrases):
+            # Relaxed: every unit somewhere in the article, in any field.
+            return _all_or_nothing([_any_or_nothing(self._field_slots(unit)) for unit in units])
         per_field = []
         for fieldname, weight in FIELD_WEIGHTS.items():
             slots = [self._unit_terms(fieldname, unit, weight) for unit in units]
-            if len(slots) == 1:
-                per_field.append(slots[0])
-            elif phrase or self.phrases:
-                per_field.append(wq.Sequence(slots, slop=1))
-            else:
-                per_field.append(wq.And(slots))
-        return wq.Or(per_field)
+            if None in slots:
+                continue  # a unit missing from this field: no phrase or single-word match here
+            per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
+        return _any_or_nothing(per_field)
+
+    def _field_slots(self, unit: Unit) -> list:
+        slots = (self._unit_terms(f, unit, w) for f, w in FIELD_WEIGHTS.items())
+        return [slot for slot in slots if slot is not None]
 
     def _unit_terms(self, fieldname: str, unit: Unit, weight: float):
-        terms = [wq.Term(fieldname, a.term, boost=weight * KIND_WEIGHTS[a.kind]) for a in alternatives(unit)]
+        """The alternatives of a unit that occur in the field (None if none does)."""
+        terms = [wq.Term(fieldname, a.term, boost=weight * KIND_WEIGHTS[a.kind])
+                 for a in alternatives(unit) if self._indexed(fieldname, a.term)]
+        if not terms:
+            return None
         return terms[0] if len(terms) == 1 else wq.Or(terms)
+
+    def _indexed(self, fieldname: str, term: str) -> bool:
+        return self.reader.doc_frequency(fieldname, term) > 0
 
     def _reading_query(self, text: str, highlight: bool):
         """Kana typed for a word written in kanji: match the indexed readings.
@@ -649,6 +673,19 @@ class _QueryBuilder:
                     if indexed(kana[start:end]):
                         best[end] = best[start] + [kana[start:end]]
         return best[n]
+
+
+def _any_or_nothing(queries: list):
+    """Or of the queries; a query that matches nothing when there are none."""
+    if not queries:
+        return wq.NullQuery
+    return queries[0] if len(queries) == 1 else wq.Or(queries)
+
+
+def _all_or_nothing(queries: list):
+    if any(q is wq.NullQuery for q in queries):
+        return wq.NullQuery
+    return queries[0] if len(queries) == 1 else wq.And(queries)
 
 
 def _boosted(q, weight: float):
