@@ -67,13 +67,16 @@ def parse_article(data: bytes, rel: str) -> Article:
     if not data.strip():
         raise ArticleError(rel, "file is empty")
     nuls = data.count(b"\x00")
-    if nuls > len(data) // 100 or b"\x00\x00" in data[:1024]:
+    if nuls > len(data) // 100 + 1 or b"\x00\x00" in data:
         raise ArticleError(rel, "binary file (contains NUL bytes), not a Markdown article")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        hint = " (looks like Shift_JIS)" if _looks_like_shift_jis(data) else ""
-        raise ArticleError(rel, f"not valid UTF-8{hint} at byte {e.start}; save the file as UTF-8") from None
+        if _looks_like_shift_jis(data):
+            raise ArticleError(rel, f"not valid UTF-8 (looks like Shift_JIS) at byte {e.start}; "
+                                    "save the file as UTF-8") from None
+        raise ArticleError(rel, f"not valid UTF-8 at byte {e.start} (binary, or another encoding); "
+                                "save the file as UTF-8") from None
     if nuls:  # a stray NUL pasted into a real post is not worth losing the post for
         text = text.replace("\x00", " ")
     meta, body = split_frontmatter(text, rel)

@@ -285,11 +285,12 @@ class Searcher:
         if not prefix:
             return []
         head = head + " " if head else ""
+        prefixes = {prefix, to_katakana(prefix)} if is_kana(last) else {prefix}  # ろぼ also completes ロボット
         seen: dict[str, tuple] = {}
 
         def add(word: str, kind: str, weight: float):
             key = word.lower()
-            if key != prefix and (key not in seen or seen[key][0] < weight):
+            if key not in prefixes and (key not in seen or seen[key][0] < weight):
                 seen[key] = (weight, word, kind)
 
         for key in snap.tags.keys:
@@ -297,11 +298,13 @@ class Searcher:
                 add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
         reader = snap.searcher.reader()
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
-            for n, term in enumerate(reader.expand_prefix(fieldname, prefix)):
-                if n >= 200:
-                    break
-                if term[:1] not in (analysis.VARIANT, READING):
-                    add(term, "word", weight * reader.doc_frequency(fieldname, term))
+            for start in prefixes:
+                for n, term in enumerate(reader.expand_prefix(fieldname, start)):
+                    if n >= 200:
+                        break
+                    term = _text(term)
+                    if term[:1] not in (analysis.VARIANT, READING):
+                        add(term, "word", weight * reader.doc_frequency(fieldname, term))
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
@@ -315,6 +318,7 @@ class Searcher:
         for n, term in enumerate(reader.expand_prefix("title", READING + kana)):
             if n >= 50:
                 break
+            term = _text(term)
             df = reader.doc_frequency("title", term)
             postings = reader.postings("title", term)
             if not postings.is_active():
@@ -473,6 +477,11 @@ class Searcher:
             if kept and len(kept) < len(words):
                 return " ".join(kept)
         return None
+
+
+def _text(term) -> str:
+    """Whoosh hands lexicon terms back as UTF-8 bytes."""
+    return term.decode("utf-8") if isinstance(term, bytes) else term
 
 
 class _ExactTopCollector(TopCollector):
@@ -724,7 +733,16 @@ class _Marker:
     def mark(self, text: str) -> tuple[str, str, int]:
         """(HTML with <mark>, plain text with \\x02..\\x03 marks, number of marks) of *text*."""
         out_html, out_text, last, count = [], [], 0, 0
+        marking = False
         for unit in analysis.units(text):
+            if marking and unit.stop and unit.pos == "助動詞" and unit.start == last:
+                # The inflection of a matched verb belongs to it: <mark>泳いだ</mark>.
+                word = text[unit.start:unit.end]
+                out_html[-1] = out_html[-1][:-7] + html.escape(word) + "</mark>"
+                out_text[-1] = out_text[-1][:-1] + word + "\x03"
+                last = unit.end
+                continue
+            marking = False
             if unit.stop or not self.matches(unit):
                 continue
             out_html.append(html.escape(text[last:unit.start]))
@@ -734,6 +752,7 @@ class _Marker:
             out_text.append(f"\x02{word}\x03")
             last = unit.end
             count += 1
+            marking = True
         out_html.append(html.escape(text[last:]))
         out_text.append(text[last:])
         # Words MeCab split (アド|オン) read as one highlighted word.

@@ -1,0 +1,210 @@
+"""Building and updating: new, changed, deleted, unchanged files; the switch; the lock; the CLI."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from search.cli import main
+from search.errors import IndexLocked, IndexMissing
+from search.indexer import CURRENT, WriterLock, build, current_generation, update
+from search.searcher import Searcher
+
+from .conftest import write_article
+
+
+def slugs(index_dir, q=""):
+    result = Searcher(index_dir).search(q, per_page=50)
+    return sorted(h.slug for h in result.hits)
+
+
+def test_build_indexes_every_article(workdir):
+    content, index = workdir
+    report = build(content, index, workers=1)
+    assert report.indexed == 8 and not report.skipped
+    assert len(slugs(index)) == 8
+    assert (index / CURRENT).read_text().strip() == report.generation
+
+
+def test_build_with_worker_processes_gives_the_same_index(workdir, tmp_path):
+    content, index = workdir
+    for n in range(60):  # enough files for the process pool to be used
+        write_article(content, f"extra-{n}.md", f"追加記事{n}", body=f"本文{n}です。")
+    build(content, index, workers=2)
+    build(content, tmp_path / "single", workers=1)
+    assert slugs(index) == slugs(tmp_path / "single")
+    assert Searcher(index).search("追加記事", per_page=1).total == 60
+
+
+def test_update_adds_changes_deletes_and_leaves_the_rest(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    write_article(content, "new.md", "新しい記事", body="量子コンピュータの話。")
+    (content / "swim.md").write_text((content / "swim.md").read_text().replace("ロボット魚", "ロボット亀"))
+    (content / "js.md").unlink()
+    report = update(content, index)
+    assert (report.indexed, report.updated, report.deleted, report.unchanged) == (1, 1, 1, 6)
+    assert "new" in slugs(index) and "js-async" not in slugs(index)
+    assert slugs(index, "亀") == ["robot-fish"] and slugs(index, "量子") == ["new"]
+    assert len(slugs(index)) == 8
+
+
+def test_update_with_nothing_changed_does_nothing(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    report = update(content, index)
+    assert (report.indexed, report.updated, report.deleted, report.unchanged) == (0, 0, 0, 8)
+
+
+def test_touched_but_unchanged_file_is_not_reindexed(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    path = content / "ts54.md"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+    report = update(content, index)
+    assert report.updated == 0 and report.unchanged == 8
+
+
+def test_update_without_an_index_builds_one(workdir):
+    content, index = workdir
+    assert update(content, index).indexed == 8
+
+
+def test_file_that_breaks_is_removed_and_reported(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    (content / "ts54.md").write_text("no frontmatter any more")
+    report = update(content, index)
+    assert report.deleted == 1 and report.skipped[0][0] == "ts54.md"
+    assert "ts54" not in slugs(index)
+
+
+def test_duplicate_slug_is_skipped_with_the_other_file_named(workdir):
+    content, index = workdir
+    write_article(content, "copy.md", "コピー", slug="ts54")
+    report = build(content, index, workers=1)
+    assert any("already used by" in why for _, why in report.skipped)
+    assert slugs(index).count("ts54") == 1
+
+
+def test_rebuild_switches_generation_and_keeps_only_one_old(workdir):
+    content, index = workdir
+    gens = [build(content, index, workers=1).generation for _ in range(3)]
+    assert len(set(gens)) == 3
+    on_disk = sorted(p.name for p in index.glob("gen-*"))
+    assert gens[-1] in on_disk and len(on_disk) == 2
+
+
+def test_failed_build_leaves_previous_index_serving(workdir, monkeypatch):
+    content, index = workdir
+    first = build(content, index, workers=1).generation
+    import search.indexer as indexer
+
+    def explode(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(indexer, "_write_manifest", explode)
+    with pytest.raises(OSError):
+        build(content, index, workers=1)
+    assert current_generation(index).name == first
+    assert not list(index.glob(".build-*"))
+    assert len(slugs(index)) == 8
+
+
+def test_killed_build_keeps_previous_index(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    for n in range(150):
+        write_article(content, f"bulk-{n}.md", f"大量記事{n}", body="日本語の本文です。" * 200)
+    proc = subprocess.Popen([sys.executable, "-m", "search", "build", "--content", str(content), "--index",
+                             str(index), "--workers", "1", "--quiet"])
+    while proc.poll() is None and not list(index.glob(".build-*")):
+        pass
+    proc.kill()
+    proc.wait()
+    assert len(slugs(index)) == 8  # the old generation still answers
+    report = build(content, index, workers=1)
+    assert report.indexed == 158 and not list(index.glob(".build-*"))
+
+
+def test_second_writer_is_refused_with_a_clear_message(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    with WriterLock(index):
+        with pytest.raises(IndexLocked, match="Another build or update is running"):
+            update(content, index)
+
+
+def test_lock_of_a_killed_writer_is_recovered(workdir):
+    content, index = workdir
+    code = ("import sys, time; from pathlib import Path; from search.indexer import WriterLock\n"
+            "l = WriterLock(Path(sys.argv[1])); l.__enter__(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(index)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    with pytest.raises(IndexLocked):
+        build(content, index, workers=1)
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    assert build(content, index, workers=1).indexed == 8
+
+
+def test_missing_index_is_reported_with_the_command_that_builds_it(tmp_path):
+    with pytest.raises(IndexMissing, match='Run "search build"'):
+        current_generation(tmp_path)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+def test_cli_build_prints_summary_and_skipped_files(workdir, capsys):
+    content, index = workdir
+    (content / "broken.md").write_text("----\ntitle: x\n----\n")
+    code = main(["build", "--content", str(content), "--index", str(index), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.startswith("build: indexed 8, updated 0, deleted 0, unchanged 0, skipped 1 in ")
+    assert "skipped broken.md: frontmatter must start with a line '---'" in err
+
+
+def test_cli_strict_fails_on_skipped_files(workdir, capsys):
+    content, index = workdir
+    (content / "broken.md").write_text("")
+    assert main(["build", "--content", str(content), "--index", str(index), "--strict"]) == 3
+    assert "--strict" in capsys.readouterr().err
+
+
+def test_cli_update_output(workdir, capsys):
+    content, index = workdir
+    main(["build", "--content", str(content), "--index", str(index)])
+    write_article(content, "more.md", "もう一本")
+    assert main(["update", "--content", str(content), "--index", str(index)]) == 0
+    assert "update: indexed 1, updated 0, deleted 0, unchanged 8" in capsys.readouterr().out
+
+
+def test_cli_missing_content_folder_is_an_error(tmp_path, capsys):
+    assert main(["build", "--content", str(tmp_path / "nope"), "--index", str(tmp_path / "i")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_locked_index_exit_code(workdir, capsys):
+    content, index = workdir
+    build(content, index, workers=1)
+    with WriterLock(index):
+        assert main(["update", "--content", str(content), "--index", str(index)]) == 1
+    assert "Another build or update is running" in capsys.readouterr().err
+
+
+def test_cli_reads_folders_from_the_environment(workdir, monkeypatch, capsys):
+    content, index = workdir
+    monkeypatch.setenv("SEARCH_CONTENT_DIR", str(content))
+    monkeypatch.setenv("SEARCH_INDEX_DIR", str(index))
+    assert main(["build"]) == 0
+    assert (index / CURRENT).exists()
+
+
+def test_progress_bar_only_on_a_terminal(workdir):
+    content, index = workdir
+    proc = subprocess.run([sys.executable, "-m", "search", "build", "--content", str(content), "--index", str(index)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "indexing [" not in proc.stderr

@@ -1,0 +1,235 @@
+"""The search core through its Python API: query language, totals, facets, paging, snippets."""
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+from search.errors import QueryError
+from search.indexer import build, update
+from search.searcher import Searcher, parse_query
+
+from .conftest import ARTICLES, write_article
+
+
+def fixture_tags():
+    """Tag counts computed straight from the fixture files, independently of the index."""
+    counts = Counter()
+    for path in ARTICLES.glob("*.md"):
+        meta = yaml.safe_load(path.read_text(encoding="utf-8").split("---")[1])
+        tags = meta.get("tags") or []
+        if isinstance(tags, str):
+            tags = [t.strip() for t in tags.split(",")]
+        counts.update({t.casefold() for t in tags})
+    return counts
+
+
+def slugs(result):
+    return [h.slug for h in result.hits]
+
+
+def test_result_has_the_documented_shape(searcher):
+    data = searcher.search("泳ぐ").to_dict()
+    assert set(data) >= {"query", "total", "page", "per_page", "took_ms", "hits", "facets", "suggestion"}
+    hit = data["hits"][0]
+    assert set(hit) >= {"slug", "url", "title", "title_html", "date", "tags", "contentType", "description",
+                        "image", "snippet", "score"}
+    assert hit["url"] == "/articles/robot-fish/"
+    assert set(data["facets"]) >= {"tags", "contentType"}
+    json.dumps(data, ensure_ascii=False)
+
+
+def test_url_template_is_configurable(built):
+    s = Searcher(built[1], url_template="https://blog.example.com/p/{slug}.html")
+    assert s.search("泳ぐ").hits[0].url == "https://blog.example.com/p/robot-fish.html"
+
+
+def test_words_are_anded(searcher):
+    assert slugs(searcher.search("ロボット 泳ぐ")) == ["robot-fish"]
+    assert searcher.search("ロボット TypeScript").total == 0
+
+
+def test_or_between_words(searcher):
+    assert set(slugs(searcher.search("泳ぐ OR 青森"))) == {"robot-fish", "aomori-dc"}
+
+
+def test_excluded_word(searcher):
+    with_js = set(slugs(searcher.search("JavaScript")))
+    without = set(slugs(searcher.search("JavaScript -非同期")))
+    assert "js-async" in with_js and "js-async" not in without and without
+
+
+def test_quoted_phrase_requires_adjacent_words(searcher):
+    assert "ts54" in slugs(searcher.search('"型推論が改善"'))
+    assert searcher.search('"改善 型推論"').total == 0
+
+
+@pytest.mark.parametrize("q", ['title:TypeScript', 'Type*', 'TypeScript^5', 'TypeScript~2', '[a TO z]',
+                               '(TypeScript', 'TypeScript AND', 'NOT', '"unbalanced', '""', '-', '---', 'OR',
+                               '\x00\x1f\x7f', '\u202e\u200f逆', '🍣🍺', '\ud800', 'a' * 256, '<script>alert(1)</script>',
+                               '&amp; &lt;', '*', '?', ':', '\\', '{}', '   '])
+def test_any_input_gives_results_or_nothing(searcher, q):
+    result = searcher.search(q)
+    assert result.total >= 0
+    for hit in result.hits:
+        assert "<script" not in hit.snippet and "<script" not in hit.title_html
+
+
+def test_whoosh_field_syntax_is_plain_text(searcher):
+    assert slugs(searcher.search("title:TypeScript")) == slugs(searcher.search("title TypeScript"))
+
+
+def test_overlong_query_is_refused(searcher):
+    with pytest.raises(QueryError, match="too long"):
+        searcher.search("あ" * 257)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"page": 0}, "page"), ({"per_page": 0}, "per_page"),
+                                             ({"per_page": 51}, "per_page"), ({"sort": "price"}, "sort"),
+                                             ({"date_from": "yesterday"}, "from"),
+                                             ({"date_from": "2026-01-01", "date_to": "2025-01-01"}, "after")])
+def test_bad_parameters_raise_query_errors(searcher, kwargs, message):
+    with pytest.raises(QueryError, match=message):
+        searcher.search("記事", **kwargs)
+
+
+def test_parse_query():
+    parsed = parse_query('画像 "型 推論" -古い A OR B')
+    assert [[w.text for w in c] for c in parsed.clauses] == [["画像"], ["型 推論"], ["A", "B"]]
+    assert parsed.clauses[1][0].phrase and [w.text for w in parsed.excluded] == ["古い"]
+
+
+def test_empty_query_browses_newest_first(searcher):
+    result = searcher.search("", tags=["ガジェット"])
+    assert slugs(result) == ["printer-guide", "robot-fish"]
+    everything = searcher.search("")
+    assert everything.total == 8
+    dates = [h.date for h in everything.hits]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_total_and_tag_facets_match_independent_counts(searcher):
+    result = searcher.search("", per_page=50)
+    expected = fixture_tags()
+    got = {f.value.casefold(): f.count for f in result.facets["tags"]}
+    assert got == dict(expected)
+    assert result.total == len(list(ARTICLES.glob("*.md")))
+
+
+def test_case_variant_tags_are_one_facet_in_the_most_common_spelling(searcher):
+    values = {f.value: f.count for f in searcher.search("").facets["tags"]}
+    assert values["JavaScript"] == 5 and "javascript" not in values
+
+
+def test_tag_filter_is_case_insensitive_and_several_tags_mean_all(searcher):
+    assert searcher.search("", tags=["javascript"]).total == 5
+    both = searcher.search("", tags=["JavaScript", "開発ツール"])
+    assert slugs(both) == ["ts54"]
+    selected = {f.value: f.selected for f in both.facets["tags"]}
+    assert selected["JavaScript"] and selected["開発ツール"] and not selected["TypeScript"]
+
+
+def test_content_type_and_date_filters(searcher):
+    assert set(slugs(searcher.search("", content_type="guide"))) == {"vue-next", "printer-guide", "js-async"}
+    in_2025 = searcher.search("", date_from="2025-01-01", date_to="2025-12-31")
+    assert {h.date[:4] for h in in_2025.hits} == {"2025"} and in_2025.total == 4
+    types = {f.value: f.count for f in searcher.search("").facets["contentType"]}
+    assert types == {"guide": 3, "news": 2, "review": 2, "column": 1}
+
+
+def test_paging_has_no_duplicates_or_gaps(searcher):
+    everything = slugs(searcher.search("", per_page=50))
+    paged = []
+    for page in range(1, 4):
+        paged += slugs(searcher.search("", per_page=3, page=page))
+    assert paged == everything
+
+
+def test_title_match_ranks_above_body_match(searcher):
+    ranked = slugs(searcher.search("プリンター"))
+    assert ranked[0] == "printer-guide"
+
+
+def test_snippet_marks_matches_and_escapes_everything_else(searcher):
+    hit = searcher.search("XSS").hits[0]
+    assert "<mark>XSS</mark>" in hit.snippet
+    assert "&lt;script&gt;" in hit.snippet and "<script>" not in hit.snippet
+    assert "\x02XSS\x03" in hit.snippet_text
+
+
+def test_title_html_is_marked(searcher):
+    hit = searcher.search("泳ぐ").hits[0]
+    assert hit.title_html == "ロボット魚が<mark>泳いだ</mark>日"
+
+
+def test_snippet_highlights_words_not_substrings(searcher):
+    hit = searcher.search("処理").hits[0]
+    assert "<mark>処理</mark>" in hit.snippet or "<mark>画像処理</mark>" not in hit.snippet
+
+
+def test_suggestion_for_a_misspelled_latin_word(searcher):
+    result = searcher.search("typescrpt")
+    assert result.total == 0 and result.suggestion == "typescript"
+
+
+def test_suggestion_drops_a_word_that_finds_nothing(searcher):
+    result = searcher.search("ロボット 量子もつれ")
+    assert result.total == 0 and result.suggestion == "ロボット"
+
+
+def test_totals_and_facets_stay_exact_after_several_updates(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    for n in range(4):  # each update commits a new segment
+        for m in range(3):
+            write_article(content, f"u{n}-{m}.md", f"更新記事{n}-{m}", body="増分の本文。", tags='["増分"]')
+        (content / "swim.md").write_text((content / "swim.md").read_text() + f"\n追記{n}\n")
+        update(content, index)
+    s = Searcher(index)
+    result = s.search("増分", per_page=5)
+    assert result.total == 12
+    assert {f.value: f.count for f in result.facets["tags"]} == {"増分": 12}
+    all_pages = [h.slug for p in range(1, 4) for h in s.search("増分", per_page=5, page=p).hits]
+    assert len(all_pages) == len(set(all_pages)) == 12
+    assert s.search("", per_page=1).total == 20
+    assert s.search("泳ぐ").total == 1
+
+
+def test_searcher_notices_an_update_without_reopening(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert s.search("量子").total == 0
+    write_article(content, "q.md", "量子の記事")
+    update(content, index)
+    assert s.search("量子").total == 1
+
+
+def test_synonyms_file_is_read_again_when_edited(workdir, tmp_path):
+    content, index = workdir
+    build(content, index, workers=1)
+    synonyms = tmp_path / "synonyms.txt"
+    synonyms.write_text("# none yet\n", encoding="utf-8")
+    s = Searcher(index, synonyms=synonyms)
+    assert s.search("魚ロボ").total == 0
+    synonyms.write_text("魚ロボ, ロボット魚\n", encoding="utf-8")
+    import os
+    os.utime(synonyms, ns=(1, 10**18))
+    s._cache.clear()
+    assert slugs(s.search("魚ロボ")) == ["robot-fish"]
+
+
+def test_suggest_completes_tags_words_and_readings(searcher):
+    words = [s["word"] for s in searcher.suggest("タイプ")]
+    assert "TypeScript" in words or any(w.startswith("タイプ") for w in words) or words == []
+    assert "TypeScript" in [s["word"] for s in searcher.suggest("types")] or \
+        "typescript" in [s["word"].lower() for s in searcher.suggest("types")]
+    kana = [s["word"] for s in searcher.suggest("ろぼ")]
+    assert "ロボット" in kana
+    assert searcher.suggest("ロボット 泳")[0]["text"].startswith("ロボット ")
+
+
+def test_all_tags(searcher):
+    tags = {t.value: t.count for t in searcher.all_tags()}
+    assert tags["JavaScript"] == 5 and tags["AI"] == 1
