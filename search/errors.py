@@ -15,7 +15,14 @@ class ArticleError(SearchError):
 
 
 class IndexMissing(SearchError):
-    """There is no usable index where one was expected."""
+    """There is no usable index where one was expected.
+
+    ``public`` is the same message without file-system paths, for HTTP answers.
+    """
+
+    def __init__(self, message: str, public: str | None = None):
+        super().__init__(message)
+        self.public = public or message
 
 
 class IndexLocked(SearchError):

@@ -109,16 +109,19 @@ class Progress:
 def current_generation(index_dir: Path) -> Path:
     """The folder of the generation being served; IndexMissing if there is none."""
     try:
-        name = (index_dir / CURRENT).read_text().strip()
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise IndexMissing(f"No index at {index_dir}. Run \"search build\" first.") from None
-    except OSError as e:
-        raise IndexMissing(f"Cannot read the index at {index_dir}: {e.strerror}. "
-                           f"Run \"search build\" to rebuild it.") from None
+        raise IndexMissing(f"No index at {index_dir}. Run \"search build\" first.",
+                           "No index has been built yet. Run \"search build\" first.") from None
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or "unreadable CURRENT file"
+        raise IndexMissing(f"Cannot read the index at {index_dir}: {why}. Run \"search build\" to rebuild it.",
+                           f"Cannot read the index: {why}. Run \"search build\" to rebuild it.") from None
     gen = index_dir / name
-    if not name.startswith("gen-") or not gen.is_dir():
-        raise IndexMissing(f"The index at {index_dir} is damaged ({CURRENT} names a missing generation "
-                           f"{name!r}). Run \"search build\" to rebuild it.")
+    if not name.startswith("gen-") or "/" in name or not gen.is_dir():
+        problem = f"{CURRENT} names a missing generation {name[:40]!r}"
+        raise IndexMissing(f"The index at {index_dir} is damaged ({problem}). Run \"search build\" to rebuild it.",
+                           f"The index is damaged ({problem}). Run \"search build\" to rebuild it.") from None
     return gen
 
 
@@ -128,8 +131,14 @@ def open_index(index_dir: Path):
     try:
         return whoosh_index.open_dir(str(gen)), gen
     except Exception as e:  # Whoosh raises many kinds for damaged files
-        raise IndexMissing(f"The index at {index_dir} cannot be opened ({type(e).__name__}: {e}). "
-                           f"Run \"search build\" to rebuild it.") from None
+        raise damaged(index_dir, e) from None
+
+
+def damaged(index_dir: Path, error: Exception) -> IndexMissing:
+    """The error for an index whose files cannot be read."""
+    return IndexMissing(f"The index at {index_dir} is damaged ({type(error).__name__}: {error}). "
+                        f"Run \"search build\" to rebuild it.",
+                        f"The index is damaged ({type(error).__name__}). Run \"search build\" to rebuild it.")
 
 
 def read_info(gen: Path) -> dict:

@@ -27,7 +27,7 @@ from . import analysis
 from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_katakana
 from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
 from .errors import IndexMissing, QueryError
-from .indexer import CURRENT, INFO, open_index, read_info
+from .indexer import CURRENT, damaged, open_index, read_info
 from .synonyms import Synonyms
 
 FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
@@ -163,6 +163,12 @@ class _Snapshot:
 
     def __init__(self, index_dir: Path):
         ix, gen = open_index(index_dir)
+        try:
+            self._load(ix, gen)
+        except Exception as e:  # a segment file that is missing, truncated or garbage
+            raise damaged(index_dir, e) from None
+
+    def _load(self, ix, gen: Path) -> None:
         self.gen = gen
         self.searcher = ix.searcher()
         reader = self.searcher.reader()

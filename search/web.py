@@ -6,6 +6,7 @@ Nothing here searches: every answer comes from :class:`search.searcher.Searcher`
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -66,9 +67,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     def _bad_request(e):
         return _error(str(e), 400)
 
+    def _unavailable(e: IndexMissing) -> str:
+        """Why there is no index, without the server's file-system paths."""
+        return _hide_paths(str(e), config.index_dir)
+
     @app.errorhandler(IndexMissing)
     def _no_index(e):
-        return _error(str(e), 503)
+        return _error(_unavailable(e), 503)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -108,7 +113,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         try:
             return jsonify(searcher.health())
         except IndexMissing as e:
-            return jsonify({"status": "unavailable", "reason": str(e), "documents": 0}), 503
+            return jsonify({"status": "unavailable", "reason": _unavailable(e), "documents": 0}), 503
 
     @app.get("/")
     def page():
@@ -125,11 +130,20 @@ def create_app(test_config: dict | None = None) -> Flask:
             except QueryError as e:
                 error = str(e)
             except IndexMissing as e:
-                return render_template("search.html", params=params, result=None, error=str(e)), 503
+                return render_template("search.html", params=params, result=None, error=_unavailable(e)), 503
         return render_template("search.html", params=params, result=result, error=error,
                                sorts=SORTS, pages=_pages(result))
 
     return app
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"()/]+/)*[^\s'\"()/]+/?")
+
+
+def _hide_paths(message: str, index_dir) -> str:
+    """*message* with the index folder and any other absolute path replaced (they are the server's business)."""
+    message = message.replace(str(index_dir), "the index folder")
+    return _ABSOLUTE_PATH.sub("…", message)
 
 
 def _error(message: str, status: int):
