@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     except SearchError as e:
         print(f"search: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # output piped into head and closed early
+        return EXIT_OK
     except OSError as e:
         from .indexer import disk_error_message
 

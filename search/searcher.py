@@ -34,6 +34,9 @@ FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
 KIND_WEIGHTS = {"exact": 1.0, "variant": 0.7, "synonym": 0.6, "reading": 0.4}
 RECENCY_WEIGHT = 0.05  # at most +5% for today's article, decaying over about two years
 RERANK_WINDOW = 30
+FEW_RESULTS = 5  # fewer matches than this: also offer articles with most of the words
+MOST_WORDS_MIN_UNITS = 3
+MOST_WORDS_SHARE = 0.6
 MAX_WORDS = 16
 SNIPPET_CHARS = 120
 SCAN_CHARS = 6000  # how far into a body the analyzer looks for a variant-only match
@@ -388,6 +391,15 @@ class Searcher:
                 relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
                 matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
                 relaxed = bool(matched)
+        if whoosh_query is not None and len(matched) < FEW_RESULTS:
+            extra, extra_scores = self._most_words(snap, parsed, allowed, matched, needed)
+            if extra:
+                # Articles with most of the words come after those with all of them.
+                floor = min(scores.values(), default=0.0)
+                scores = {d: s + floor + max(extra_scores.values(), default=0.0) for d, s in scores.items()}
+                scores.update(extra_scores)
+                matched = matched | extra
+                relaxed = True
         total = len(matched)
         if sort == "date":
             ranked = sorted(matched, key=lambda d: (-snap.days[d], d))[:needed]
@@ -412,6 +424,29 @@ class Searcher:
         """Every matching live document, unscored (used for suggestions)."""
         docs = set(snap.searcher.docs_for_query(whoosh_query)) & snap.live
         return docs if allowed is None else docs & allowed
+
+    def _most_words(self, snap, parsed: ParsedQuery, allowed, matched: set[int], needed: int):
+        """Articles with most (60%) of the query's words, for questions typed as sentences.
+
+        "Firefoxの起動を速くする方法" should find the article about making
+        Firefox start faster even if it never says 方法.
+        """
+        builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False)
+        unit_queries, excluded = builder.unit_queries(parsed)
+        if len(unit_queries) < MOST_WORDS_MIN_UNITS:
+            return set(), {}
+        need = max(2, math.ceil(len(unit_queries) * MOST_WORDS_SHARE))
+        counts = Counter(chain.from_iterable(self._matches(snap, q, allowed) for q in unit_queries
+                                             if q is not wq.NullQuery))
+        if excluded is not None:
+            for d in self._matches(snap, excluded, allowed):
+                counts.pop(d, None)
+        candidates = {d for d, n in counts.items() if n >= need} - matched
+        if not candidates:
+            return set(), {}
+        live = [q for q in unit_queries if q is not wq.NullQuery]
+        found, scores, _ = self._run(snap, wq.Or(live), candidates, needed)
+        return found, scores
 
     def _run(self, snap, whoosh_query, allowed, needed: int) -> tuple[set[int], dict[int, float], bool]:
         """One pass over the matches: all of them (exact total and facets) and the best scored.
@@ -599,6 +634,21 @@ class _QueryBuilder:
         if excluded:
             main = wq.AndNot(main, excluded[0] if len(excluded) == 1 else wq.Or(excluded))
         return main
+
+    def unit_queries(self, parsed: ParsedQuery):
+        """One query per analysed unit of the (non-OR) words, each in any field; and the exclusions."""
+        queries = []
+        if any(w.phrase for w in parsed.words()):
+            return [], None  # a quoted phrase is an explicit demand: never loosen it
+        for clause in parsed.clauses[:MAX_WORDS]:
+            if len(clause) != 1:
+                continue
+            word = clause[0]
+            units = query_units(word.text)
+            self._units_query(units, word.phrase, True)  # for highlighting
+            queries.extend(_any_or_nothing(self._field_slots(unit)) for unit in units)
+        excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
+        return queries, (_any_or_nothing(excluded) if excluded else None)
 
     def word(self, word: Word, highlight: bool = True):
         """A query for one typed word: its analysed units, plus synonyms and readings."""

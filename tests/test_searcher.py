@@ -233,3 +233,13 @@ def test_suggest_completes_tags_words_and_readings(searcher):
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
+
+
+def test_question_finds_articles_with_most_of_its_words(searcher):
+    """A sentence typed as a query: articles with all its words first, then most of them."""
+    result = searcher.search("ロボット魚がプールで泳ぐ方法")
+    assert result.hits and result.hits[0].slug == "robot-fish" and result.relaxed
+
+
+def test_most_words_needs_most_of_them(searcher):
+    assert searcher.search("ロボット 量子 宇宙 銀河 恒星").total == 0
