@@ -66,6 +66,8 @@ def parse_article(data: bytes, rel: str) -> Article:
     """Parse the bytes of an article file named *rel*."""
     if not data.strip():
         raise ArticleError(rel, "file is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ArticleError(rel, "the file is encoded as UTF-16; save it as UTF-8")
     nuls = data.count(b"\x00")
     if nuls > len(data) // 100 + 1 or b"\x00\x00" in data:
         raise ArticleError(rel, "binary file (contains NUL bytes), not a Markdown article")
@@ -104,7 +106,7 @@ def split_frontmatter(text: str, rel: str = "<text>") -> tuple[dict, str]:
     first, _, rest = text.partition("\n")
     if first.rstrip("\r \t") != "---":
         if first.strip().startswith("---"):
-            raise ArticleError(rel, f"frontmatter must start with a line '---', found {first.strip()[:20]!r}")
+            raise ArticleError(rel, f"frontmatter must start with a line '---', found {first.rstrip()[:20]!r}")
         raise ArticleError(rel, "no frontmatter: the file must start with a '---' line")
     close = _CLOSE.search(rest)
     if close is None:
@@ -124,17 +126,18 @@ def split_frontmatter(text: str, rel: str = "<text>") -> tuple[dict, str]:
 def _load_yaml(source: str, rel: str):
     """Load YAML safely: no aliases (billion laughs), bounded nesting."""
     try:
-        if "&" in source or "*" in source or source.count("[") + source.count("{") > MAX_YAML_DEPTH:
-            depth = 0
-            for event in yaml.parse(source, Loader=_Loader):
-                if isinstance(event, yaml.AliasEvent):
-                    raise ArticleError(rel, "frontmatter uses YAML aliases (*name), which are not allowed")
-                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                    depth += 1
-                    if depth > MAX_YAML_DEPTH:
-                        raise ArticleError(rel, f"frontmatter is nested more than {MAX_YAML_DEPTH} levels deep")
-                elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                    depth -= 1
+        # Walk the events of every frontmatter: block-style nesting ("a:\n  b:" or "- - - x")
+        # needs no brackets, so no cheaper test can tell which ones are deep.
+        depth = 0
+        for event in yaml.parse(source, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ArticleError(rel, "frontmatter uses YAML aliases (*name), which are not allowed")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ArticleError(rel, f"frontmatter is nested more than {MAX_YAML_DEPTH} levels deep")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
         return yaml.load(source, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

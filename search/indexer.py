@@ -358,14 +358,17 @@ def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: i
                 raise
             _write_manifest(tmp, manifest)
             _write_atomic(tmp / INFO, json.dumps(_info(report.indexed)))
+            previous = _served_name(index_dir)
             gen = index_dir / name
             os.rename(tmp, gen)
             _fsync_dir(index_dir)
+            if (index_dir / CURRENT).is_dir():  # damaged by hand: it cannot be replaced atomically
+                shutil.rmtree(index_dir / CURRENT)
             _write_atomic(index_dir / CURRENT, name + "\n")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _remove_old_generations(index_dir, keep=name)
+        _remove_old_generations(index_dir, keep={name, previous})
     report.generation = name
     report.seconds = time.monotonic() - started
     return report
@@ -387,11 +390,22 @@ def _remove_stale_builds(index_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _remove_old_generations(index_dir: Path, keep: str) -> None:
-    """Keep the new generation and the one before it (servers may still be reading it)."""
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.name != keep), key=lambda p: p.stat().st_mtime)
-    for old in gens[:-1]:
-        shutil.rmtree(old, ignore_errors=True)
+def _served_name(index_dir: Path) -> str | None:
+    try:
+        return current_generation(index_dir).name
+    except IndexMissing:
+        return None
+
+
+def _remove_old_generations(index_dir: Path, keep: set) -> None:
+    """Keep the new generation and the one served before it (servers may still be reading it).
+
+    Anything else is a leftover: older generations, or one a killed build
+    renamed into place but never switched to.
+    """
+    for old in index_dir.glob("gen-*"):
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # --- update --------------------------------------------------------------------------------
@@ -477,6 +491,7 @@ def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait
 
 def disk_error_message(error: OSError) -> str:
     """A user message for an OSError during a build."""
-    if error.errno == errno.ENOSPC:
-        return "The disk is full; the previous index is still being served. Free some space and run the build again."
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (f"The disk is full ({error.strerror}); the previous index is still being served. "
+                "Free some space and run the build again.")
     return f"Cannot write the index: {error.strerror or error}. The previous index is still being served."

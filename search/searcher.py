@@ -244,9 +244,9 @@ class Searcher:
     def _index_stamp(self):
         """Cheap fingerprint of the served index: CURRENT's content and its generation's folder."""
         try:
-            name = (self.index_dir / CURRENT).read_text().strip()
+            name = (self.index_dir / CURRENT).read_text(encoding="utf-8").strip()
             st = os.stat(self.index_dir / name)
-        except OSError:
+        except (OSError, ValueError):
             return None
         return name, st.st_mtime_ns, st.st_ino
 

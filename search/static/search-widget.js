@@ -34,10 +34,12 @@
     this.root = root;
     this.endpoint = endpoint.replace(/\/$/, "");
     this.usesUrl = usesUrl;
-    this.state = { q: "", tags: [], type: "", sort: "relevance", page: 1 };
+    this.state = { q: "", tags: [], type: "", sort: "relevance", page: 1, perPage: 0 };
     this.composing = false;
     this.timer = null;
     this.seq = 0;
+    this.suggestSeq = 0;
+    this.typingEntry = false;  // the history entry of the words being typed exists
     this.build();
   }
 
@@ -75,9 +77,10 @@
     this.facets = r.querySelector(".search-facets");
     this.results = r.querySelector(".search-results");
     var pages = r.querySelector(".search-pages");
-    if (pages) pages.remove();
     this.more = el("button", { type: "button", "class": "search-more" }, "もっと見る");
-    this.more.hidden = true;
+    // The server's page links give way to "more"; keep it when there is a next page.
+    this.more.hidden = !(pages && pages.querySelector("a[rel=next]"));
+    if (pages) pages.remove();
     r.appendChild(this.more);
     this.bind();
   };
@@ -93,6 +96,7 @@
     this.input.addEventListener("keydown", function (e) { self.keys(e); });
     this.form.addEventListener("submit", function (e) {
       e.preventDefault();
+      clearTimeout(self.timer);
       self.hideSuggest();
       self.state.q = self.input.value; self.state.page = 1;
       self.run(true);
@@ -110,7 +114,8 @@
       }
     });
     if (this.usesUrl) {
-      window.addEventListener("popstate", function () { self.fromUrl(); self.run(false); });
+      this.titleBase = document.title.replace(/^.* - /, "");
+      window.addEventListener("popstate", function () { self.typingEntry = false; self.fromUrl(); self.run(false); });
       this.fromUrl();
       this.wireServerChips();
     }
@@ -118,8 +123,10 @@
 
   SearchBox.prototype.fromUrl = function () {
     var p = new URLSearchParams(location.search);
-    this.state = { q: p.get("q") || "", tags: p.getAll("tag"), type: p.get("type") || "",
-      sort: p.get("sort") === "date" ? "date" : "relevance", page: 1 };
+    var page = parseInt(p.get("page"), 10), perPage = parseInt(p.get("per_page"), 10);
+    this.state = { q: p.get("q") || "", tags: p.getAll("tag").filter(function (t) { return t.trim(); }),
+      type: p.get("type") || "", sort: p.get("sort") === "date" ? "date" : "relevance",
+      page: page >= 1 && page <= 100 ? page : 1, perPage: perPage >= 1 && perPage <= 50 ? perPage : 0 };
     this.input.value = this.state.q;
     this.sort.value = this.state.sort;
   };
@@ -144,7 +151,10 @@
     clearTimeout(this.timer);
     this.timer = setTimeout(function () {
       self.state.q = self.input.value; self.state.page = 1;
-      self.run(true, false, true);
+      // Typing adds one history entry, which later keystrokes update: "back"
+      // returns to the search before, not to every prefix of the words typed.
+      self.run(true, false, self.typingEntry);
+      self.typingEntry = true;
       self.suggest();
     }, DEBOUNCE_MS);
   };
@@ -155,18 +165,22 @@
     this.state.tags.forEach(function (t) { p.append("tag", t); });
     if (this.state.type) p.set("type", this.state.type);
     if (this.state.sort !== "relevance") p.set("sort", this.state.sort);
+    if (this.state.perPage) p.set("per_page", String(this.state.perPage));
     return p;
   };
 
   SearchBox.prototype.run = function (push, append, replace) {
     var self = this;
     var p = this.params();
+    if (push && !replace) this.typingEntry = false;
     if (this.usesUrl && push) {
-      var url = "?" + p.toString();
-      if (url !== location.search || !location.search) {
-        if (replace) history.replaceState(null, "", url || "/"); else history.pushState(null, "", url || "/");
+      var query = p.toString();
+      var url = query ? "?" + query : location.pathname;
+      if ((query ? "?" + query : "") !== location.search) {
+        if (replace) history.replaceState(null, "", url); else history.pushState(null, "", url);
       }
     }
+    if (this.usesUrl) document.title = (this.state.q ? this.state.q + " - " : "") + this.titleBase;
     if (!this.state.q && !this.state.tags.length && !this.state.type) { this.clear(); return; }
     p.set("page", String(this.state.page));
     var seq = ++this.seq;
@@ -243,10 +257,13 @@
     var self = this;
     var q = this.input.value;
     if (!q.trim()) { this.hideSuggest(); return; }
+    var seq = ++this.suggestSeq;
     fetch(this.endpoint + "/api/suggest?q=" + encodeURIComponent(q))
       .then(function (res) { return res.ok ? res.json() : { suggestions: [] }; })
       .then(function (data) {
-        if (self.input.value !== q) return;
+        // A search or a pick since the request was sent closes the list for good.
+        if (seq !== self.suggestSeq || self.input.value !== q) return;
+        self.input.removeAttribute("aria-activedescendant");
         self.suggestList.textContent = "";
         data.suggestions.forEach(function (s, i) {
           var li = el("li", { role: "option", id: self.suggestList.id + "-" + i, "aria-selected": "false" }, s.text);
@@ -257,10 +274,11 @@
         self.suggestList.hidden = !any;
         self.input.setAttribute("aria-expanded", any ? "true" : "false");
       })
-      .catch(function () { self.hideSuggest(); });
+      .catch(function () { if (seq === self.suggestSeq) self.hideSuggest(); });
   };
 
   SearchBox.prototype.hideSuggest = function () {
+    this.suggestSeq += 1;
     this.suggestList.hidden = true; this.input.setAttribute("aria-expanded", "false");
     this.input.removeAttribute("aria-activedescendant");
   };
@@ -270,7 +288,7 @@
   };
 
   SearchBox.prototype.keys = function (e) {
-    if (e.isComposing) return;
+    if (e.isComposing || e.keyCode === 229) return;  // keys that belong to the IME
     var items = this.suggestList.hidden ? [] : Array.prototype.slice.call(this.suggestList.children);
     var current = items.findIndex(function (li) { return li.getAttribute("aria-selected") === "true"; });
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
