@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from whoosh.analysis import Filter, Token, Tokenizer
 
@@ -221,7 +221,6 @@ class Unit:
     reading: str = ""  # katakana reading, when the written form has kanji
     parts: tuple[str, ...] = ()  # pieces of a technical compound (next, js)
     stop: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class _TaggerPool(threading.local):
@@ -258,88 +257,103 @@ def _clean_lemma(lemma: str, surface: str) -> str:
 
 
 def units(text: str) -> list[Unit]:
-    """Split *text* into units, with spans into the original *text*."""
+    """Split *text* into units, with spans into the original *text*.
+
+    MeCab reads the whole text once (one call is much cheaper than one per
+    stretch between technical words); its morphemes inside a technical word
+    are replaced by that word.
+    """
     norm = normalize(text)
     ntext = norm.text
     result: list[Unit] = []
-    last = 0
-    for m in _TECH.finditer(ntext):
-        if m.start() > last:
-            _mecab_units(ntext, last, m.start(), norm, result)
-        word = m.group(0).lower()
-        parts = tuple(_TECH_PARTS.findall(word))
-        start, end = norm.span(m.start(), m.end())
-        result.append(Unit(word, start, end, "tech", parts=parts if len(parts) > 1 else ()))
-        last = m.end()
-    if last < len(ntext):
-        _mecab_units(ntext, last, len(ntext), norm, result)
-    return result
-
-
-def _mecab_units(ntext: str, begin: int, end: int, norm: Normalized, out: list[Unit]) -> None:
-    """Append the MeCab morphemes of ntext[begin:end] to *out*."""
-    chunk = ntext[begin:end]
-    if chunk.isspace():
-        return
-    offset = begin
-    number: Unit | None = None
-    for node in _tagger()(chunk):
+    if not ntext or ntext.isspace():
+        return result
+    techs = [(m.start(), m.end(), m.group(0)) for m in _TECH.finditer(ntext)]
+    techs.append((len(ntext) + 1, len(ntext) + 1, ""))  # sentinel
+    next_tech = 0
+    tech_start, tech_end, tech_word = techs[0]
+    starts, ends = norm.starts, norm.ends
+    number: Unit | None = None  # the numeral being read, while morphemes continue it
+    number_raw, number_end = "", -1
+    cache = _MORPHEMES
+    offset = 0
+    for node in _tagger()(ntext):
         surface = node.surface
         offset += len(node.white_space)
         start = offset
         offset += len(surface)
-        features = node.feature_raw.split(",")
-        pos1 = features[0]
-        if pos1 == "名詞" and features[1] == "数詞" and kanji_to_number(surface) is not None:
+        while start >= tech_end:  # passed a technical word: move on to the next
+            next_tech += 1
+            tech_start, tech_end, tech_word = techs[next_tech]
+        if offset > tech_start:  # inside (or across) a technical word
+            if tech_word:
+                word = tech_word.lower()
+                parts = tuple(_TECH_PARTS.findall(word))
+                s, e = norm.span(tech_start, tech_end)
+                result.append(Unit(word, s, e, "tech", (), "", parts if len(parts) > 1 else ()))
+                tech_word = ""  # emitted; skip its other morphemes
+            number = None
+            continue
+        key = (surface, node.feature_raw)
+        info = cache.get(key)
+        if info is None:
+            info = _morpheme(surface, key[1])
+            if len(cache) > 300_000:
+                cache.clear()
+            cache[key] = info
+        term, pos1, stop, variants, reading, numeral = info
+        if starts is None:
+            s, e = start, offset
+        else:
+            s, e = starts[start], ends[offset - 1]
+        if numeral:
             # Consecutive numeral morphemes (十 五) read as one number.
-            if number is not None and number.extra["nend"] == start:
-                number.extra["raw"] += surface
-                number.extra["nend"] = offset
-                number.end = norm.span(start, offset)[1]
-                number.text = kanji_to_number(number.extra["raw"]) or number.text
-                continue
-            s, e = norm.span(start, offset)
-            number = Unit(kanji_to_number(surface), s, e, "number", extra={"raw": surface, "nend": offset})
-            out.append(number)
+            if number is not None and number_end == start:
+                number_raw += surface
+                number.text = kanji_to_number(number_raw) or number.text
+                number.end = e
+            else:
+                number_raw = surface
+                number = Unit(term, s, e, "number")
+                result.append(number)
+            number_end = offset
             continue
         number = None
-        s, e = norm.span(start, offset)
-        term = fold(surface)
-        unit = Unit(term, s, e, pos1, stop=pos1 in STOP_POS)
-        if not unit.stop and len(features) > 10:
-            variants = []
-            for form in (features[10], _clean_lemma(features[7], surface)):  # orthBase, lemma
-                if form and form != "*":
-                    form = fold(form)
-                    if form != term and form not in variants:
-                        variants.append(form)
-            unit.variants = tuple(variants)
-            if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
-                unit.reading = fold(features[17])
-        out.append(unit)
+        result.append(Unit(term, s, e, pos1, variants, reading, (), stop))
+    return result
+
+
+_MORPHEMES: dict[tuple[str, str], tuple] = {}
+
+
+def _morpheme(surface: str, feature_raw: str) -> tuple:
+    """(term, pos, stop, variants, reading, is_numeral) of a MeCab morpheme; cached by the caller.
+
+    Morphemes repeat a lot (Zipf), so this per-type work is done once per
+    distinct (surface, features) pair instead of once per token.
+    """
+    features = feature_raw.split(",")
+    pos1 = features[0]
+    if pos1 == "名詞" and len(features) > 1 and features[1] == "数詞":
+        number = kanji_to_number(surface)
+        if number is not None:
+            return number, "number", False, (), "", True
+    term = fold(surface)
+    stop = pos1 in STOP_POS
+    variants: list[str] = []
+    reading = ""
+    if not stop and len(features) > 10:
+        for form in (features[10], _clean_lemma(features[7], surface)):  # orthBase, lemma
+            if form and form != "*":
+                form = fold(form)
+                if form != term and form not in variants:
+                    variants.append(form)
+        if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
+            reading = fold(features[17])
+    return term, pos1, stop, tuple(variants), reading, False
 
 
 # --- Whoosh tokenizer and filter ---------------------------------------------
-
-
-class PreAnalyzed(str):
-    """Text that carries its units, analysed elsewhere (a worker process) so it is analysed once."""
-
-    __slots__ = ("units",)
-
-    def __reduce__(self):
-        return _pre_analyzed, (str(self), self.units)
-
-
-def _pre_analyzed(text: str, unit_list: list[Unit]) -> PreAnalyzed:
-    value = PreAnalyzed(text)
-    value.units = unit_list
-    return value
-
-
-def analysed(text: str) -> PreAnalyzed:
-    """*text* with its units computed now."""
-    return _pre_analyzed(text, units(text))
 
 
 class JapaneseTokenizer(Tokenizer):
@@ -369,7 +383,7 @@ class JapaneseTokenizer(Tokenizer):
             yield t
             return
         pos = start_pos
-        for unit in value.units if isinstance(value, PreAnalyzed) else units(value):
+        for unit in units(value):
             if unit.stop and removestops:
                 continue
             t.text = unit.text

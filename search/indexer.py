@@ -32,7 +32,7 @@ from pathlib import Path
 
 from whoosh import fields, index as whoosh_index
 
-from .analysis import JapaneseAnalyzer, analysed
+from .analysis import JapaneseAnalyzer
 from .documents import Article, ArticleError, content_hash, iter_article_files, parse_article
 from .config import MAX_ARTICLE_BYTES
 from .errors import IndexLocked, IndexMissing, SearchError
@@ -43,16 +43,49 @@ INFO = "info.json"
 TEXT_FIELDS = ("title", "tags", "abstract", "body")
 
 
+class Preindexed(str):
+    """Field text with its postings computed elsewhere (a worker process), so it is analysed once."""
+
+    __slots__ = ("postings",)
+
+    def __reduce__(self):
+        return _preindexed, (str(self), self.postings)
+
+
+def _preindexed(text: str, postings: list) -> "Preindexed":
+    value = Preindexed(text)
+    value.postings = postings
+    return value
+
+
+class JapaneseText(fields.TEXT):
+    """A TEXT field that takes postings computed in a worker as they are.
+
+    Whoosh's writer calls ``field.index(value)`` in the writing process; the
+    analysis (MeCab and the encoding of positions) then happens there, on
+    one core.  Workers call :meth:`preindex` instead and the writer only
+    adds the finished postings.
+    """
+
+    def index(self, value, **kwargs):
+        if isinstance(value, Preindexed):
+            return iter(value.postings)
+        return super().index(value, **kwargs)
+
+    def preindex(self, text: str) -> Preindexed:
+        return _preindexed(text, list(super().index(text)))
+
+
 def schema() -> fields.Schema:
     """The index schema; display fields travel together in one stored dict."""
     analyzer = JapaneseAnalyzer()
     return fields.Schema(
         path=fields.ID(unique=True, stored=True),
         slug=fields.ID(stored=True),
-        title=fields.TEXT(analyzer=analyzer),
-        tags=fields.TEXT(analyzer=analyzer),
-        abstract=fields.TEXT(analyzer=analyzer),
-        body=fields.TEXT(analyzer=analyzer, stored=True),
+        title=JapaneseText(analyzer=analyzer),
+        tags=JapaneseText(analyzer=analyzer),
+        abstract=JapaneseText(analyzer=analyzer),
+        body=JapaneseText(analyzer=analyzer, stored=True),
         tag=fields.KEYWORD(commas=True),
         type=fields.ID(),
         product=fields.KEYWORD(commas=True),
@@ -263,6 +296,16 @@ def _prepare(source: Source):
     return source.rel, _document(article), None, sha1
 
 
+_SCHEMA = None
+
+
+def _schema() -> fields.Schema:
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = schema()
+    return _SCHEMA
+
+
 def _document(article: Article) -> dict:
     """The Whoosh fields of an article."""
     day = article.date.toordinal() if article.date else 0
@@ -281,13 +324,14 @@ def _document(article: Article) -> dict:
         "sha1": article.sha1,
     }
     abstract = "\n".join(x for x in (article.description, article.summary) if x)
+    fields_ = _schema()
     doc = dict(
         path=article.path,
         slug=article.slug,
-        title=analysed(article.title),
-        tags=analysed("\n".join(article.tags)),
-        abstract=analysed(abstract),
-        body=analysed(article.body),
+        title=fields_["title"].preindex(article.title),
+        tags=fields_["tags"].preindex("\n".join(article.tags)),
+        abstract=fields_["abstract"].preindex(abstract),
+        body=fields_["body"].preindex(article.body),
         _stored_body=article.body,
         day=day,
         meta=meta,
