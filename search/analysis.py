@@ -43,6 +43,7 @@ _HIRA_TO_KATA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
 _KATA_TO_HIRA = {v: k for k, v in _HIRA_TO_KATA.items()}
 _KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆]")
 _KATAKANA_WORD = re.compile(r"^[\u30a0-\u30ffー]+$")
+_OKURIGANA = re.compile(r"^([\u4e00-\u9fff]{2,})[\u3041-\u3093]{1,2}$")
 _KANA_ONLY = re.compile(r"^[\u3041-\u309f\u30a0-\u30ffー]+$")
 
 
@@ -348,6 +349,10 @@ def _morpheme(surface: str, feature_raw: str) -> tuple:
                 form = fold(form)
                 if form != term and form not in variants:
                     variants.append(form)
+        stem = _OKURIGANA.match(surface)
+        if stem and stem.group(1) not in variants:
+            # 置換え, 読込み, 申込み are also written 置換, 読込, 申込 (表記ゆれ of okurigana).
+            variants.append(stem.group(1))
         if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
             reading = fold(features[17])
     return term, pos1, stop, tuple(variants), reading, False

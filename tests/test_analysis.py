@@ -246,6 +246,10 @@ CASES = [
     ("形態素解析を行う", "形態素", True),
     ("東京駅で待ち合わせ", "待ち合わせ", True),
     ("東京駅で待合せ", "待ち合わせ", True),
+    ("一括置換するツール", "置換え", True),   # okurigana variants: the kanji stem
+    ("ファイルの読込", "読込み", True),
+    ("申込はこちら", "申込み", True),
+    ("デバッグの方法", "デバック", True),  # a common misspelling, in the default synonyms
 ]
 
 
