@@ -480,7 +480,7 @@ class Searcher:
             slug=meta["slug"],
             url=self.url_template.format(slug=meta["slug"]),
             title=title,
-            title_html=marker.mark(title)[0] if marker.active else html.escape(title),
+            title_html=marker.mark_title(title) if marker.active else html.escape(title),
             date=meta.get("date"),
             tags=meta.get("tags", []),
             contentType=meta.get("contentType", ""),
@@ -668,7 +668,7 @@ class _QueryBuilder:
             return None
         if highlight:
             for unit in units:
-                self.needles.add(unit.text)
+                self.needles.add(_stem(unit.text))
                 self.needles.update(_stem(v) for v in unit.variants)
                 self.highlight_terms.update(a.term for a in alternatives(unit))
         if len(units) > 1:
@@ -776,6 +776,7 @@ class _Marker:
         self.terms = terms
         self.needles = sorted({n for n in needles if n}, key=len, reverse=True)
         self.active = bool(terms)
+        self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
 
     def matches(self, unit: Unit) -> bool:
         terms = self.terms
@@ -785,6 +786,14 @@ class _Marker:
             return True
         return any(v in terms or analysis.VARIANT + v in terms for v in unit.variants) or any(
             p in terms for p in unit.parts)
+
+    def mark_title(self, title: str) -> str:
+        """The title as HTML with its matches marked; analysed only if a match is possible."""
+        lowered = title.lower()
+        if self.by_reading or any(n in lowered for n in self.needles) or not title.isascii() and \
+                lowered != unicodedata.normalize("NFKC", lowered):
+            return self.mark(title)[0]
+        return html.escape(title)
 
     def mark(self, text: str) -> tuple[str, str, int]:
         """(HTML with <mark>, plain text with \\x02..\\x03 marks, number of marks) of *text*."""
@@ -818,9 +827,11 @@ class _Marker:
         """The ~120-character passage of *body* with the most query words, marked up."""
         if not body:
             return "", ""
-        folded = unicodedata.normalize("NFKC", body).lower()
-        if len(folded) != len(body):  # rare: NFKC changed lengths; search the original instead
-            folded = body.lower()
+        # Needles are folded (NFKC, lower case); full-width text in a body is rare
+        # enough to be left to the analyzer scan below instead of NFKC-ing every body.
+        folded = body.lower()
+        if len(folded) != len(body):
+            folded = body
         positions = []
         for needle in self.needles:
             start = 0
@@ -836,21 +847,22 @@ class _Marker:
             distinct = {n for p, n in positions[i:i + 12] if p < pos + SNIPPET_CHARS}
             candidates.append((-len(distinct), pos))
         candidates.sort()
-        for _, pos in candidates[:4]:
+        for _, pos in candidates[:3]:
             begin = _passage_start(body, pos)
             end = _passage_end(body, begin + SNIPPET_CHARS)
             marked_html, marked_text, count = self.mark(body[begin:end])
             if count:
                 return _passage(body, begin, end, marked_html, marked_text)
-        # Matched through a variant or reading only (杜 for 森, 泳いだ for 泳ぐ): look with the analyzer.
-        for begin in range(0, min(len(body), SCAN_CHARS), SNIPPET_CHARS):
-            window = body[begin:begin + SNIPPET_CHARS]
-            if self.mark(window)[2]:
-                begin = _passage_start(body, begin)
+        # Matched through a variant or reading only (杜 for 森, 泳いだ for 泳ぐ): look with the analyzer,
+        # one MeCab call over the head of the body.
+        for unit in analysis.units(body[:SCAN_CHARS]):
+            if not unit.stop and self.matches(unit):
+                begin = _passage_start(body, unit.start)
                 end = _passage_end(body, begin + SNIPPET_CHARS)
                 marked_html, marked_text, count = self.mark(body[begin:end])
                 if count:
                     return _passage(body, begin, end, marked_html, marked_text)
+                break
         return "", ""
 
 
