@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from .errors import IndexLocked, IndexMissing, SearchError
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INFO = "info.json"
-TEXT_FIELDS = ("title", "tags", "abstract", "body")
+BATCH = 16  # articles per task sent to an analysis process
 
 
 class Preindexed(str):
@@ -346,12 +347,28 @@ def _document(article: Article) -> dict:
 
 
 def _prepared(sources: list[Source], workers: int):
-    """Yield prepared documents, analysed in *workers* processes when there are many."""
+    """Yield prepared documents in order, analysed in *workers* processes when there are many.
+
+    At most a few batches are in flight, so that analysed documents never
+    pile up in memory while the writer is busy (Executor.map would submit
+    them all at once).
+    """
     if workers <= 1 or len(sources) < 50:
         yield from map(_prepare, sources)
         return
+    batches = [sources[i:i + BATCH] for i in range(0, len(sources), BATCH)]
     with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(_prepare, sources, chunksize=16)
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_prepare_batch, batch))
+            if len(pending) >= workers * 3:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _prepare_batch(batch: list[Source]) -> list:
+    return [_prepare(source) for source in batch]
 
 
 def default_workers() -> int:
