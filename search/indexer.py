@@ -393,7 +393,7 @@ def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: i
         tmp.mkdir()
         try:
             ix = whoosh_index.create_in(str(tmp), schema())
-            writer = ix.writer(limitmb=128)
+            writer = ix.writer(limitmb=128, compound=False)
             manifest = {}
             bar = Progress("indexing", len(sources), progress)
             by_rel = {s.rel: s for s in sources}
@@ -502,7 +502,7 @@ def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait
             return report
         ix, _ = open_index(index_dir)
         slug_owner = {v[3]: rel for rel, v in manifest.items()}
-        writer = ix.writer(limitmb=64)
+        writer = ix.writer(limitmb=64, compound=False)
         bar = Progress("updating", len(changed), progress)
         try:
             for rel in deleted:

@@ -166,9 +166,11 @@ class _Snapshot:
 
     def __init__(self, index_dir: Path):
         ix, gen = open_index(index_dir)
+        self.searcher = None
         try:
             self._load(ix, gen)
         except Exception as e:  # a segment file that is missing, truncated or garbage
+            self.close()
             raise damaged(index_dir, e) from None
 
     def _load(self, ix, gen: Path) -> None:
@@ -185,8 +187,17 @@ class _Snapshot:
         self.today = dt.date.today().toordinal()
         self.live = frozenset(reader.all_doc_ids())
 
+    def __del__(self):
+        self.close()
+
     def close(self):
-        self.searcher.close()
+        """Close the index files (segments are separate files, opened on demand)."""
+        searcher, self.searcher = getattr(self, "searcher", None), None
+        if searcher is not None:
+            try:
+                searcher.close()
+            except Exception:  # a damaged index may fail to close cleanly; nothing to save
+                pass
 
 
 class _FacetField:
@@ -233,7 +244,9 @@ class Searcher:
         self.index_dir = Path(index_dir)
         self.url_template = url_template
         self.synonyms = Synonyms(synonyms)
-        self._lock = threading.Lock()
+        # Whoosh readers share file handles (seek, then read): one search at a
+        # time per process. Gunicorn's sync workers are single-threaded anyway.
+        self._lock = threading.RLock()
         self._snapshot: _Snapshot | None = None
         self._stamp = None
         self._cache: OrderedDict = OrderedDict()
@@ -251,11 +264,8 @@ class Searcher:
         return name, st.st_mtime_ns, st.st_ino
 
     def snapshot(self) -> _Snapshot:
-        """The current index, reopened if a build or update changed it."""
+        """The current index, reopened if a build or update changed it.  Call with the lock held."""
         stamp = self._index_stamp()
-        snap = self._snapshot
-        if snap is not None and stamp == self._stamp:
-            return snap
         with self._lock:
             if self._snapshot is not None and stamp == self._stamp:
                 return self._snapshot
@@ -265,19 +275,30 @@ class Searcher:
                 if self._snapshot is not None and stamp is not None:
                     return self._snapshot  # mid-switch: keep serving what we have
                 raise
+            if self._snapshot is not None:
+                self._snapshot.close()  # nobody else reads it: every read holds the lock
             self._snapshot, self._stamp = new, stamp
             self._cache.clear()
             return new
 
+    def close(self) -> None:
+        """Close the open index files."""
+        with self._lock:
+            if self._snapshot is not None:
+                self._snapshot.close()
+            self._snapshot = self._stamp = None
+
     def health(self) -> dict:
         """Documents, generation and build time of the served index (IndexMissing if none)."""
-        snap = self.snapshot()
-        return {"status": "ok", "documents": snap.doc_count, "generation": snap.generation,
-                "built_at": snap.info.get("built_at")}
+        with self._lock:
+            snap = self.snapshot()
+            return {"status": "ok", "documents": snap.doc_count, "generation": snap.generation,
+                    "built_at": snap.info.get("built_at")}
 
     def all_tags(self) -> list["FacetValue"]:
         """Every tag (case variants merged) with its number of articles, most used first."""
-        snap = self.snapshot()
+        with self._lock:
+            snap = self.snapshot()
         values = [FacetValue(snap.tags.display[k], len(snap.tags.docs[k] & snap.live), False) for k in snap.tags.keys]
         return sorted((v for v in values if v.count), key=lambda v: (-v.count, v.value))
 
@@ -287,7 +308,10 @@ class Searcher:
         A kana prefix also completes through the indexed readings, so that
         hiragana typed before IME conversion (とうきょ) offers 東京.
         """
-        snap = self.snapshot()
+        with self._lock:
+            return self._completions(self.snapshot(), q, limit)
+
+    def _completions(self, snap, q: str, limit: int) -> list[dict]:
         text = clean_query(q)
         head, _, last = text.rpartition(" ")
         prefix = fold(last)
@@ -359,16 +383,17 @@ class Searcher:
         day_from, day_to = _day(date_from, "from"), _day(date_to, "to")
         if day_from is not None and day_to is not None and day_from > day_to:
             raise QueryError("the from date is after the to date")
-        snap = self.snapshot()
-        key = (snap.generation, q, tags, content_type, day_from, day_to, sort, page, per_page)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return _with_time(cached, started)
-        result = self._search(snap, q, tags, content_type, day_from, day_to, sort, page, per_page)
-        self._cache[key] = result
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            snap = self.snapshot()
+            key = (snap.generation, q, tags, content_type, day_from, day_to, sort, page, per_page)
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return _with_time(cached, started)
+            result = self._search(snap, q, tags, content_type, day_from, day_to, sort, page, per_page)
+            self._cache[key] = result
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return _with_time(result, started)
 
     def _search(self, snap, q, tags, content_type, day_from, day_to, sort, page, per_page) -> SearchResult:

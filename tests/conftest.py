@@ -39,7 +39,9 @@ def built(tmp_path_factory):
 def searcher(built):
     from search.searcher import Searcher
 
-    return Searcher(built[1])
+    s = Searcher(built[1])
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -52,7 +54,9 @@ def workdir(tmp_path):
 def app(built):
     from search.web import create_app
 
-    return create_app({"index_dir": str(built[1]), "cors_origins": ["https://blog.example.com"]})
+    app = create_app({"index_dir": str(built[1]), "cors_origins": ["https://blog.example.com"]})
+    yield app
+    app.extensions["searcher"].close()
 
 
 @pytest.fixture
