@@ -299,7 +299,7 @@ def units(text: str) -> list[Unit]:
         info = cache.get(key)
         if info is None:
             info = _morpheme(surface, key[1])
-            if len(cache) > 300_000:
+            if len(cache) > 50_000:
                 cache.clear()
             cache[key] = info
         term, pos1, stop, variants, reading, numeral = info
