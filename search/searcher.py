@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import unicodedata
+import weakref
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from itertools import chain
@@ -166,16 +167,21 @@ class _Snapshot:
 
     def __init__(self, index_dir: Path):
         ix, gen = open_index(index_dir)
-        self.searcher = None
+        try:
+            self.searcher = ix.searcher()
+        except Exception as e:  # a segment file that is missing, truncated or garbage
+            raise damaged(index_dir, e) from None
+        # Closed explicitly, or when garbage-collected: a weakref finalizer runs
+        # before the file objects' own finalizers, so no file is left to warn.
+        self._finalizer = weakref.finalize(self, _close_quietly, self.searcher)
         try:
             self._load(ix, gen)
-        except Exception as e:  # a segment file that is missing, truncated or garbage
+        except Exception as e:
             self.close()
             raise damaged(index_dir, e) from None
 
     def _load(self, ix, gen: Path) -> None:
         self.gen = gen
-        self.searcher = ix.searcher()
         reader = self.searcher.reader()
         self.generation = f"{gen.name}/{ix.latest_generation()}"
         self.info = read_info(gen)
@@ -187,17 +193,16 @@ class _Snapshot:
         self.today = dt.date.today().toordinal()
         self.live = frozenset(reader.all_doc_ids())
 
-    def __del__(self):
-        self.close()
-
     def close(self):
         """Close the index files (segments are separate files, opened on demand)."""
-        searcher, self.searcher = getattr(self, "searcher", None), None
-        if searcher is not None:
-            try:
-                searcher.close()
-            except Exception:  # a damaged index may fail to close cleanly; nothing to save
-                pass
+        self._finalizer()
+
+
+def _close_quietly(searcher) -> None:
+    try:
+        searcher.close()
+    except Exception:  # a damaged index may fail to close cleanly; nothing to save
+        pass
 
 
 class _FacetField:
