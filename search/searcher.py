@@ -417,19 +417,20 @@ class Searcher:
             scores = {}
         else:
             matched, scores, timed_out = self._run(snap, whoosh_query, allowed, needed)
-            if not matched and builder.has_compounds:
-                relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
-                matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
-                relaxed = bool(matched)
-        if whoosh_query is not None and len(matched) < FEW_RESULTS:
-            extra, extra_scores = self._most_words(snap, parsed, allowed, matched, needed)
-            if extra:
-                # Articles with most of the words come after those with all of them.
-                floor = min(scores.values(), default=0.0)
-                scores = {d: s + floor + max(extra_scores.values(), default=0.0) for d, s in scores.items()}
-                scores.update(extra_scores)
-                matched = matched | extra
-                relaxed = True
+            if len(matched) < FEW_RESULTS:
+                extra = self._most_words(snap, parsed, allowed, matched, needed)
+                if extra is not None:
+                    # Articles with all the words first, then by how many they have.
+                    extra_matched, extra_scores = extra
+                    top = max(extra_scores.values(), default=0.0)
+                    scores = {d: s + top for d, s in scores.items()}
+                    scores.update(extra_scores)
+                    matched = matched | extra_matched
+                    relaxed = bool(extra_matched)
+                elif not matched and builder.has_compounds:
+                    relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
+                    matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
+                    relaxed = bool(matched)
         total = len(matched)
         if sort == "date":
             ranked = sorted(matched, key=lambda d: (-snap.days[d], d))[:needed]
@@ -459,12 +460,14 @@ class Searcher:
         """Articles with most (60%) of the query's words, for questions typed as sentences.
 
         "Firefoxの起動を速くする方法" should find the article about making
-        Firefox start faster even if it never says 方法.
+        Firefox start faster even if it never says 方法.  Ranked by how many
+        of the words an article has, then by score.  None when the query has
+        too few words (or a quoted phrase) for this to apply.
         """
         builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False)
         unit_queries, excluded = builder.unit_queries(parsed)
         if len(unit_queries) < MOST_WORDS_MIN_UNITS:
-            return set(), {}
+            return None
         need = max(2, math.ceil(len(unit_queries) * MOST_WORDS_SHARE))
         counts = Counter(chain.from_iterable(self._matches(snap, q, allowed) for q in unit_queries
                                              if q is not wq.NullQuery))
@@ -475,8 +478,11 @@ class Searcher:
         if not candidates:
             return set(), {}
         live = [q for q in unit_queries if q is not wq.NullQuery]
-        found, scores, _ = self._run(snap, wq.Or(live), candidates, needed)
-        return found, scores
+        window = max(needed, RERANK_WINDOW)
+        best = set(sorted(candidates, key=lambda d: (-counts[d], d))[:window * 4])
+        _, scores, _ = self._run(snap, wq.Or(live), best, needed)
+        top = max(scores.values(), default=0.0)
+        return candidates, {d: s + counts[d] * (top + 1.0) for d, s in scores.items()}
 
     def _run(self, snap, whoosh_query, allowed, needed: int) -> tuple[set[int], dict[int, float], bool]:
         """One pass over the matches: all of them (exact total and facets) and the best scored.
