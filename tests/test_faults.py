@@ -30,7 +30,6 @@ from search.indexer import build
 from search.searcher import Searcher
 from search.web import create_app
 
-from .conftest import copy_articles
 
 N_ARTICLES = 400
 
