@@ -28,6 +28,7 @@ searcher rank exact written forms above variants above readings.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -233,11 +234,17 @@ class _TaggerPool(threading.local):
 _TAGGERS = _TaggerPool()
 
 
+# MeCab prints each morpheme as "surface<TAB>features" (search/mecabrc): one
+# string per text instead of a Python node object per morpheme.
+_MECABRC = Path(__file__).with_name("mecabrc")
+
+
 def _tagger():
     if _TAGGERS.tagger is None:
         import fugashi
+        import unidic_lite
 
-        _TAGGERS.tagger = fugashi.Tagger()
+        _TAGGERS.tagger = fugashi.GenericTagger(f'-r "{_MECABRC}" -d "{unidic_lite.DICDIR}" -Ounits')
     return _TAGGERS.tagger
 
 
@@ -278,11 +285,20 @@ def units(text: str) -> list[Unit]:
     number_raw, number_end = "", -1
     cache = _MORPHEMES
     offset = 0
-    for node in _tagger()(ntext):
-        surface = node.surface
-        offset += len(node.white_space)
-        start = offset
-        offset += len(surface)
+    find = ntext.find
+    for line in _tagger().parse(ntext).split("\n"):
+        info = cache.get(line)
+        if info is None:
+            if not line:
+                continue
+            surface, _, features = line.partition("\t")
+            info = (surface, *_morpheme(surface, features))
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[line] = info
+        surface, term, pos1, stop, variants, reading, numeral = info
+        start = find(surface, offset)  # MeCab skips only whitespace between morphemes
+        offset = start + len(surface)
         while start >= tech_end:  # passed a technical word: move on to the next
             next_tech += 1
             tech_start, tech_end, tech_word = techs[next_tech]
@@ -295,14 +311,6 @@ def units(text: str) -> list[Unit]:
                 tech_word = ""  # emitted; skip its other morphemes
             number = None
             continue
-        key = (surface, node.feature_raw)
-        info = cache.get(key)
-        if info is None:
-            info = _morpheme(surface, key[1])
-            if len(cache) > 50_000:
-                cache.clear()
-            cache[key] = info
-        term, pos1, stop, variants, reading, numeral = info
         if starts is None:
             s, e = start, offset
         else:
