@@ -54,11 +54,30 @@ elif point == "before_switch":  # new generation renamed into place, CURRENT not
 elif point == "after_switch":  # CURRENT switched, old generations not yet removed
     import search.indexer as ix
     ix._remove_old_generations = die
+elif point in ("analysis", "late"):  # while reading and analysing: the 50th or 350th file
+    import search.indexer as ix
+    _prepare, calls, fatal = ix._prepare, [], 50 if point == "analysis" else 350
+    def prepare(source):
+        calls.append(source)
+        if len(calls) == fatal:
+            die()
+        return _prepare(source)
+    ix._prepare = prepare
 elif point == "before_manifest":  # update: Whoosh committed, the manifest not yet written
     import search.indexer as ix
     ix._write_manifest = die
 elif point:
     raise SystemExit(f"unknown kill point {point}")
+
+if os.environ.get("SEARCH_TEST_HOLD"):  # hold the writer lock until the test creates this file
+    import time
+    import search.indexer as ix
+    _prepare_held, release = ix._prepare, os.environ["SEARCH_TEST_HOLD"]
+    def prepare_after_release(source):
+        while not os.path.exists(release):
+            time.sleep(0.01)
+        return _prepare_held(source)
+    ix._prepare = prepare_after_release
 
 if os.environ.get("SEARCH_TEST_FSIZE"):  # a full disk: writes beyond N bytes fail with EFBIG
     import resource
@@ -211,21 +230,12 @@ def site(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_build_killed_at_any_point_leaves_the_previous_index_serving(site):
-    content, index, build_seconds = site
+    content, index, _ = site
     write_articles(content, N_ARTICLES, 20)  # the next complete build has 420 documents
     old_current = (index / "CURRENT").read_text()
 
     def killed_build(point: str) -> None:
-        if point in ("analysis", "late"):
-            proc = start(cli_args("build", content, index, "--workers", "1"))
-            wait_for(lambda: build_dirs(index), 30, "the .build-* folder")
-            if point == "late":  # well into analysis, or writing segments
-                time.sleep(build_seconds * 0.7)
-            assert proc.poll() is None, proc.communicate()
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
-        else:
-            proc = run(cli_args("build", content, index, "--workers", "1"), SEARCH_TEST_KILL_AT=point)
+        proc = run(cli_args("build", content, index, "--workers", "1"), SEARCH_TEST_KILL_AT=point)
         assert proc.returncode == -signal.SIGKILL, (point, proc.stderr)
 
     for point in ("analysis", "late", "mid_commit", "before_switch"):
@@ -259,13 +269,10 @@ def test_update_killed_midway_then_the_next_update_gets_every_article_once(site)
     write_articles(content, N_ARTICLES, 200)
     total = N_ARTICLES + 200
 
-    # Killed while analysing the new files (real timing), and while Whoosh commits.
-    proc = start(cli_args("update", content, index))
-    wait_for(lambda: lock_held(index), 30, "the update to take the lock")
-    time.sleep(0.8)
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    # Killed while analysing the new files, and while Whoosh commits. (A kill after a
+    # fixed delay is not a fixed point: the update got fast enough to finish first.)
+    result = run(cli_args("update", content, index), SEARCH_TEST_KILL_AT="analysis")
+    assert result.returncode == -signal.SIGKILL, result.stderr
     assert_serving(index, N_ARTICLES)
     result = run(cli_args("update", content, index), SEARCH_TEST_KILL_AT="mid_commit")
     assert result.returncode == -signal.SIGKILL, result.stderr
@@ -295,21 +302,25 @@ def test_two_updates_at_once_one_is_refused_or_both_wait(site):
     content, index, _ = site
     write_articles(content, N_ARTICLES, 150)
 
-    first = start(cli_args("update", content, index))
+    release = index.parent / "release-1"
+    first = start(cli_args("update", content, index), SEARCH_TEST_HOLD=str(release))
     wait_for(lambda: lock_held(index), 30, "the first update to take the lock")
     second = run(cli_args("update", content, index), timeout=60)
     assert first.poll() is None, "the first update finished too soon to test the lock"
     stderr = assert_clean_failure(second, "Another build or update is running")
     assert len(stderr.strip().splitlines()) == 1
+    release.touch()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert_serving(index, N_ARTICLES + 150)
 
     # With --wait both succeed, one after the other.
     write_articles(content, N_ARTICLES + 150, 100)
-    first = start(cli_args("update", content, index))
+    release = index.parent / "release-2"
+    first = start(cli_args("update", content, index), SEARCH_TEST_HOLD=str(release))
     wait_for(lambda: lock_held(index), 30, "the first update to take the lock")
     second = start(cli_args("update", content, index, "--wait", "30"))
+    release.touch()
     err2 = second.communicate(timeout=120)[1]
     err1 = first.communicate(timeout=120)[1]
     assert first.returncode == 0 and second.returncode == 0, (err1, err2)
@@ -320,7 +331,8 @@ def test_two_updates_at_once_one_is_refused_or_both_wait(site):
 def test_update_during_a_build_is_refused_and_the_build_completes(site):
     content, index, _ = site
     write_articles(content, N_ARTICLES, 30)
-    builder = start(cli_args("build", content, index, "--workers", "1"))
+    release = index.parent / "release-build"
+    builder = start(cli_args("build", content, index, "--workers", "1"), SEARCH_TEST_HOLD=str(release))
     wait_for(lambda: build_dirs(index), 30, "the build to start")
     updater = run(cli_args("update", content, index), timeout=60)
     assert builder.poll() is None
@@ -328,6 +340,7 @@ def test_update_during_a_build_is_refused_and_the_build_completes(site):
     # A second build is refused the same way.
     assert_clean_failure(run(cli_args("build", content, index, "--workers", "1")), "Another build or update")
     assert_serving(index, N_ARTICLES)  # still the old index while the build runs
+    release.touch()
     err = builder.communicate(timeout=120)[1]
     assert builder.returncode == 0, err
     assert_serving(index, N_ARTICLES + 30, probe=N_ARTICLES + 29)
