@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 SEARCH = str(VENV_BIN / "search")
 PEERS_PY = ROOT / ".peers-venv" / "bin" / "python"
-PEERS_RUNNER = Path("/work/shared/peers/run_peers.py")
+PEERS_RUNNER = ROOT.parent / "shared" / "peers" / "run_peers.py"
 DEFAULT_QRELS = ROOT / "tests" / "relevance" / "qrels.txt"
 
 
