@@ -43,3 +43,19 @@ def test_analyze_shows_surface_lemma_reading_pos_and_drops(capsys):
     assert main(["analyze", "--json", "泳いだ"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["term"] == "泳い" and rows[0]["variants"] == ["泳ぐ"] and rows[1]["dropped"]
+
+
+def test_report_lists_frequent_empty_and_unclicked_queries(tmp_path, capsys):
+    from search.querylog import QueryLog
+
+    log = QueryLog(tmp_path / "q.jsonl")
+    for q, hits in [("泳ぐ", 1), ("泳ぐ", 1), ("ぴよ", 0), ("XSS", 1)]:
+        log.search({"q": q, "tags": (), "sort": "relevance", "page": 1}, hits, 1.0)
+    log.click("泳ぐ", "robot-fish")
+    assert main(["report", "--log", str(tmp_path / "q.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 searches")
+    top, empty, unclicked = out.split("\n\n")[1:4]
+    assert "2  泳ぐ" in top and "1  ぴよ" in empty and "1  XSS" in unclicked and "泳ぐ" not in unclicked
+    assert main(["report", "--log", str(tmp_path / "q.jsonl"), "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.startswith("0 searches")
