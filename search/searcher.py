@@ -211,7 +211,7 @@ class _FacetField:
     def __init__(self, reader, fieldname: str):
         spellings: dict[str, Counter] = {}
         docs: dict[str, set[int]] = {}
-        if fieldname in reader.schema and reader.field_length(fieldname) >= 0:
+        if fieldname in reader.schema:
             for term in reader.field_terms(fieldname):
                 ids = set(reader.postings(fieldname, term).all_ids())
                 if not ids:
@@ -452,7 +452,7 @@ class Searcher:
                             facets=facets, suggestion=suggestion, relaxed=relaxed, timed_out=timed_out)
 
     def _matches(self, snap, whoosh_query, allowed) -> set[int]:
-        """Every matching live document, unscored (used for suggestions)."""
+        """Every matching live document, unscored (for counting words and for suggestions)."""
         docs = set(snap.searcher.docs_for_query(whoosh_query)) & snap.live
         return docs if allowed is None else docs & allowed
 
@@ -680,9 +680,7 @@ class _QueryBuilder:
             if len(clause) != 1:
                 continue
             word = clause[0]
-            units = query_units(word.text)
-            self._units_query(units, word.phrase, True)  # for highlighting
-            queries.extend(_any_or_nothing(self._field_slots(unit)) for unit in units)
+            queries.extend(_any_or_nothing(self._field_slots(unit)) for unit in query_units(word.text))
         excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
         return queries, (_any_or_nothing(excluded) if excluded else None)
 
@@ -750,9 +748,11 @@ class _QueryBuilder:
             self.highlight_terms.update(terms)
         per_field = []
         for fieldname, weight in FIELD_WEIGHTS.items():
+            if not all(self._indexed(fieldname, t) for t in terms):
+                continue  # like written forms: a field without every piece cannot match
             slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
             per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
-        return wq.Or(per_field)
+        return _any_or_nothing(per_field)
 
     def _split_reading(self, kana: str) -> list[str] | None:
         """Fewest pieces of *kana* that are all indexed readings (dynamic programming)."""
