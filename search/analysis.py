@@ -48,29 +48,53 @@ _OKURIGANA = re.compile(r"^([\u4e00-\u9fff]{2,})[\u3041-\u3093]{1,2}$")
 _KANA_ONLY = re.compile(r"^[\u3041-\u309f\u30a0-\u30ffー]+$")
 
 
-def _nfkc_unstable_chars() -> re.Pattern:
-    """A character class of the BMP characters that NFKC changes."""
-    ranges, start, prev = [], None, None
+_ITERATION_MARKS = (0x309D, 0x309E, 0x30FD, 0x30FE, 0x3005)  # ゝゞヽヾ々
+# Astral blocks with characters NFKC changes (math letters, enclosed forms,
+# compatibility ideographs, combining marks), checked over all of Unicode
+# 14 by tests/test_analysis.py; emoji (U+1F300-1FAFF) are stable.
+_ASTRAL = "\U00010000-\U0001F2FF\U0001FB00-\U0001FBFF\U0002F800-\U0002FA1F"
+
+
+def _char_class(codepoints: list[int]) -> re.Pattern:
+    """A character class of *codepoints* (ascending BMP code points) plus _ASTRAL."""
+    ranges: list[list[int]] = []
+    for cp in codepoints:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[{body}{_ASTRAL}]")
+
+
+def _normalisation_tables() -> tuple[re.Pattern, re.Pattern, dict[str, str]]:
+    """(unstable, irregular, simple), see below; one pass over the BMP at import."""
+    unstable, irregular, simple = [], [], {}
     for cp in range(0x80, 0x10000):
         if 0xD800 <= cp <= 0xDFFF:
             continue
         ch = chr(cp)
-        unstable = unicodedata.normalize("NFKC", ch) != ch or cp in (0x309D, 0x309E, 0x30FD, 0x30FE, 0x3005)
-        if unstable:
-            if start is None:
-                start = cp
-            prev = cp
-        elif start is not None:
-            ranges.append((start, prev))
-            start = None
-    if start is not None:
-        ranges.append((start, prev))
-    body = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    # Astral characters (math letters, enclosed forms...) are rare: check them all.
-    return re.compile(f"[{body}\U00010000-\U0010ffff]")
+        combining = unicodedata.combining(ch)
+        if not combining and cp not in _ITERATION_MARKS and unicodedata.is_normalized("NFKC", ch):
+            continue
+        nfkc = unicodedata.normalize("NFKC", ch)
+        if nfkc != ch or cp in _ITERATION_MARKS:
+            unstable.append(cp)
+        if len(nfkc) == 1 and not unicodedata.combining(nfkc) and cp not in _ITERATION_MARKS:
+            if nfkc != ch:
+                simple[ch] = nfkc
+        elif nfkc != ch or combining or ch != "々":
+            irregular.append(cp)
+    return _char_class(unstable), _char_class(irregular), simple
 
 
-_UNSTABLE = _nfkc_unstable_chars()
+# _UNSTABLE: characters NFKC changes, and iteration marks (which we expand).
+# _IRREGULAR: those whose normalisation moves offsets or depends on their
+# neighbours: NFKC to several characters or a combining one, combining marks
+# (they compose with what precedes them), iteration marks other than 々.
+# _SIMPLE: the others, each to its one NFKC character (Ａ -> A, ｶ -> カ).
+_UNSTABLE, _IRREGULAR, _SIMPLE = _normalisation_tables()
+_SPECIAL = re.compile(_IRREGULAR.pattern[:-1] + "々]")  # what normalize() handles one by one
 _VOICED = {"ゝ": 0, "ゞ": 1, "ヽ": 0, "ヾ": 1}
 
 
@@ -89,39 +113,56 @@ class Normalized:
         return self.starts[start], self.ends[end - 1]
 
 
-def normalize(text: str) -> Normalized:
-    """NFKC-fold *text* and expand iteration marks, keeping offsets into the original."""
+def normalize(text: str, offsets: bool = True) -> Normalized:
+    """NFKC-fold *text* and expand iteration marks, keeping offsets into the original.
+
+    Without *offsets* only the text is made (indexing needs no offsets).
+    """
     if not _UNSTABLE.search(text):
         return Normalized(text)
+    folded = _UNSTABLE.sub(_fold_simple, text)  # the one-to-one changes: offsets do not move
+    if not _IRREGULAR.search(text) and "々々" not in text:
+        return Normalized(folded)
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     last = 0
-    for m in _UNSTABLE.finditer(text):
+    moved = False  # a character became several, or two became one
+    for m in _SPECIAL.finditer(folded):
         i = m.start()
         if i > last:
-            out.extend(text[last:i])
-            starts.extend(range(last, i))
-            ends.extend(range(last + 1, i + 1))
+            out.extend(folded[last:i])
+            if offsets:
+                starts.extend(range(last, i))
+                ends.extend(range(last + 1, i + 1))
         last = i + 1
-        ch = text[i]
-        for piece in _fold_char(ch, out):
+        pieces = _fold_char(folded[i], out)
+        moved = moved or len(pieces) != 1
+        for piece in pieces:
             if unicodedata.combining(piece) and out:
                 composed = unicodedata.normalize("NFC", out[-1] + piece)
                 if len(composed) == 1:
                     out[-1] = composed
-                    ends[-1] = i + 1
+                    moved = True
+                    if offsets:
+                        ends[-1] = i + 1
                     continue
             out.append(piece)
-            starts.append(i)
-            ends.append(i + 1)
-    if last < len(text):
-        out.extend(text[last:])
-        starts.extend(range(last, len(text)))
-        ends.extend(range(last + 1, len(text) + 1))
-    if len(out) == len(text):
+            if offsets:
+                starts.append(i)
+                ends.append(i + 1)
+    if last < len(folded):
+        out.extend(folded[last:])
+        if offsets:
+            starts.extend(range(last, len(folded)))
+            ends.extend(range(last + 1, len(folded) + 1))
+    if not offsets or not moved:
         return Normalized("".join(out))
     return Normalized("".join(out), starts, ends)
+
+
+def _fold_simple(m: re.Match) -> str:
+    return _SIMPLE.get(m.group(), m.group())
 
 
 def _fold_char(ch: str, out: list[str]) -> str:
@@ -205,23 +246,46 @@ def kanji_to_number(text: str) -> str | None:
 
 # Technical words: letters/digits joined by . - _ + # / ' and ending in # or +
 # (C#, C++), optionally starting with a dot (.NET).
-_TECH = re.compile(r"(?<![A-Za-z0-9])\.?[A-Za-z0-9](?:[A-Za-z0-9_]|[.\-+#/'&](?=[A-Za-z0-9]))*[#+]*")
+_TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
+_TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _TECH_PARTS = re.compile(r"[a-z]+|[0-9]+")
 # Parts of speech that are not search terms (UniDic pos1).
 STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "フィラー", "感動詞"})
 
 
-@dataclass(slots=True)
-class Unit:
-    """One searchable word of a text: its written form and variants."""
+@dataclass(frozen=True, slots=True)
+class Term:
+    """What the analyzer makes of one word type; shared by all its occurrences in a text."""
 
-    text: str  # folded written form: what the index stores at this position
-    start: int  # character span in the original text
-    end: int
+    text: str  # folded written form: what the index stores at the word's position
     pos: str = ""  # UniDic part of speech, or "tech" / "number"
     variants: tuple[str, ...] = ()  # base form / lemma, folded, when they differ
     reading: str = ""  # katakana reading, when the written form has kanji
     parts: tuple[str, ...] = ()  # pieces of a technical compound (next, js)
+    stop: bool = False
+    extras: tuple[str, ...] = ()  # index terms stored beside text at the same position
+
+
+def _term(text: str, pos: str, variants: tuple[str, ...] = (), reading: str = "",
+          parts: tuple[str, ...] = (), stop: bool = False) -> Term:
+    extras: tuple[str, ...] = ()
+    if not stop:
+        extras = (*(VARIANT + v for v in variants), *((READING + reading,) if reading else ()),
+                  *(p for p in parts if p != text))
+    return Term(text, pos, variants, reading, parts, stop, extras)
+
+
+@dataclass(slots=True)
+class Unit:
+    """One word of a text with its span: a Term at a place."""
+
+    text: str
+    start: int  # character span in the original text
+    end: int
+    pos: str = ""
+    variants: tuple[str, ...] = ()
+    reading: str = ""
+    parts: tuple[str, ...] = ()
     stop: bool = False
 
 
@@ -265,89 +329,158 @@ def _clean_lemma(lemma: str, surface: str) -> str:
 
 
 def units(text: str) -> list[Unit]:
-    """Split *text* into units, with spans into the original *text*.
+    """Split *text* into units, with spans into the original *text* (see :func:`scan`)."""
+    return [Unit(t.text, s, e, t.pos, t.variants, t.reading, t.parts, t.stop) for t, s, e in scan(text)]
 
-    MeCab reads the whole text once (one call is much cheaper than one per
-    stretch between technical words); its morphemes inside a technical word
-    are replaced by that word.
+
+def scan(text: str) -> list[tuple[Term, int, int]]:
+    """The words of *text* as (term, start, end), spans into the original *text*."""
+    return _scan(text, True)
+
+
+def terms(text: str) -> list[Term]:
+    """The words of *text*, as :func:`scan` finds them, without their spans (what indexing needs)."""
+    return _scan(text, False)
+
+
+# A technical word reaches MeCab as this one character between spaces: MeCab
+# reads it as a noun (so the words around it are read as beside a noun), the
+# spaces keep it from joining a neighbour (Ｘ線), and NFKC-normalised text
+# never contains a full-width letter, so it cannot be a word of the text.
+_PLACEHOLDER = "Ｘ"
+_TECH_GAP = f" {_PLACEHOLDER} "
+
+
+def _scan(text: str, spans: bool) -> list:
+    """MeCab reads the whole text once (one call is much cheaper than one per
+    stretch between technical words), with each technical word replaced by a
+    placeholder.  This loop runs once per token of every article, so
+    everything that depends only on the morpheme is computed once per
+    distinct MeCab line (:func:`_morpheme`, cached): a token costs a
+    dictionary lookup and an append, plus a ``find`` when spans are wanted.
     """
-    norm = normalize(text)
+    norm = normalize(text, spans)
     ntext = norm.text
-    result: list[Unit] = []
+    result: list = []
     if not ntext or ntext.isspace():
         return result
-    techs = [(m.start(), m.end(), m.group(0)) for m in _TECH.finditer(ntext)]
-    techs.append((len(ntext) + 1, len(ntext) + 1, ""))  # sentinel
+    parts = _TECH_SPLIT.split(ntext)  # text, technical word, text, ...
+    words = parts[1::2]
+    mtext = _TECH_GAP.join(parts[0::2]) if words else ntext
+    tech_spans = []
+    if spans and words:
+        position = 0
+        for i, part in enumerate(parts):
+            if i % 2:
+                tech_spans.append((position, position + len(part)))
+            position += len(part)
     next_tech = 0
-    tech_start, tech_end, tech_word = techs[0]
     starts, ends = norm.starts, norm.ends
-    number: Unit | None = None  # the numeral being read, while morphemes continue it
-    number_raw, number_end = "", -1
+    numeral_run = ""  # the numeral being read, while numeral morphemes follow each other
+    delta = 0  # position in ntext minus position in mtext, past the last technical word
     cache = _MORPHEMES
+    get = cache.get
+    append = result.append
+    find = mtext.find
     offset = 0
-    find = ntext.find
-    for line in _tagger().parse(ntext).split("\n"):
-        info = cache.get(line)
+    for line in _tagger().parse(mtext).split("\n"):
+        info = get(line)
         if info is None:
             if not line:
                 continue
-            surface, _, features = line.partition("\t")
-            info = (surface, *_morpheme(surface, features))
+            info = _morpheme(line)
             if len(cache) > 50_000:
                 cache.clear()
             cache[line] = info
-        surface, term, pos1, stop, variants, reading, numeral = info
-        start = find(surface, offset)  # MeCab skips only whitespace between morphemes
-        offset = start + len(surface)
-        while start >= tech_end:  # passed a technical word: move on to the next
-            next_tech += 1
-            tech_start, tech_end, tech_word = techs[next_tech]
-        if offset > tech_start:  # inside (or across) a technical word
-            if tech_word:
-                word = tech_word.lower()
-                parts = tuple(_TECH_PARTS.findall(word))
-                s, e = norm.span(tech_start, tech_end)
-                result.append(Unit(word, s, e, "tech", (), "", parts if len(parts) > 1 else ()))
-                tech_word = ""  # emitted; skip its other morphemes
-            number = None
-            continue
-        if starts is None:
-            s, e = start, offset
-        else:
-            s, e = starts[start], ends[offset - 1]
-        if numeral:
-            # Consecutive numeral morphemes (十 五) read as one number.
-            if number is not None and number_end == start:
-                number_raw += surface
-                number.text = kanji_to_number(number_raw) or number.text
-                number.end = e
+        surface, length, term, kind = info
+        if kind is _PLAIN:
+            numeral_run = ""
+            if spans:
+                start = find(surface, offset)  # MeCab skips only whitespace between morphemes
+                offset = start + length
+                if starts is None:
+                    append((term, start + delta, offset + delta))
+                else:
+                    append((term, starts[start + delta], ends[offset + delta - 1]))
             else:
-                number_raw = surface
-                number = Unit(term, s, e, "number")
-                result.append(number)
-            number_end = offset
-            continue
-        number = None
-        result.append(Unit(term, s, e, pos1, variants, reading, (), stop))
+                append(term)
+        elif kind is _TECH_WORD:
+            numeral_run = ""
+            word = words[next_tech]
+            if spans:
+                tech_start, tech_end = tech_spans[next_tech]
+                offset = find(_PLACEHOLDER, offset) + 2  # past the space after it
+                delta = tech_end - offset
+                append((_tech_term(word), *norm.span(tech_start, tech_end)))
+            else:
+                append(_tech_term(word))
+            next_tech += 1
+        else:  # a numeral: consecutive numeral morphemes (十 五) read as one number
+            if spans:
+                start = find(surface, offset)
+                offset = start + length
+                if starts is None:
+                    s, e = start + delta, offset + delta
+                else:
+                    s, e = starts[start + delta], ends[offset + delta - 1]
+            if numeral_run:
+                numeral_run += surface
+                value = kanji_to_number(numeral_run)
+                if spans:
+                    previous, s, _ = result[-1]
+                    result[-1] = (_number_term(value) if value else previous, s, e)
+                elif value:
+                    result[-1] = _number_term(value)
+            else:
+                numeral_run = surface
+                append((term, s, e) if spans else term)
     return result
 
 
-_MORPHEMES: dict[tuple[str, str], tuple] = {}
+_PLAIN, _TECH_WORD, _NUMERAL = "plain", "tech", "numeral"
+_MORPHEMES: dict[str, tuple] = {}
+_TECH_TERMS: dict[str, Term] = {}
+_NUMBER_TERMS: dict[str, Term] = {}
 
 
-def _morpheme(surface: str, feature_raw: str) -> tuple:
-    """(term, pos, stop, variants, reading, is_numeral) of a MeCab morpheme; cached by the caller.
+def _tech_term(word: str) -> Term:
+    term = _TECH_TERMS.get(word)
+    if term is None:
+        folded = word.lower()
+        parts = tuple(_TECH_PARTS.findall(folded))
+        term = _term(folded, "tech", parts=parts if len(parts) > 1 else ())
+        if len(_TECH_TERMS) > 50_000:
+            _TECH_TERMS.clear()
+        _TECH_TERMS[word] = term
+    return term
+
+
+def _number_term(value: str) -> Term:
+    term = _NUMBER_TERMS.get(value)
+    if term is None:
+        term = _term(value, "number")
+        if len(_NUMBER_TERMS) > 10_000:
+            _NUMBER_TERMS.clear()
+        _NUMBER_TERMS[value] = term
+    return term
+
+
+def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
+    """(surface, its length, term, kind) of one line of MeCab output; cached by the caller.
 
     Morphemes repeat a lot (Zipf), so this per-type work is done once per
-    distinct (surface, features) pair instead of once per token.
+    distinct (surface, features) line instead of once per token.
     """
+    surface, _, feature_raw = line.partition("\t")
+    if surface == _PLACEHOLDER:
+        return surface, 1, None, _TECH_WORD
     features = feature_raw.split(",")
     pos1 = features[0]
     if pos1 == "名詞" and len(features) > 1 and features[1] == "数詞":
         number = kanji_to_number(surface)
         if number is not None:
-            return number, "number", False, (), "", True
-    term = fold(surface)
+            return surface, len(surface), _number_term(number), _NUMERAL
+    text = fold(surface)
     stop = pos1 in STOP_POS
     variants: list[str] = []
     reading = ""
@@ -355,7 +488,7 @@ def _morpheme(surface: str, feature_raw: str) -> tuple:
         for form in (features[10], _clean_lemma(features[7], surface)):  # orthBase, lemma
             if form and form != "*":
                 form = fold(form)
-                if form != term and form not in variants:
+                if form != text and form not in variants:
                     variants.append(form)
         stem = _OKURIGANA.match(surface)
         if stem and stem.group(1) not in variants:
@@ -363,7 +496,7 @@ def _morpheme(surface: str, feature_raw: str) -> tuple:
             variants.append(stem.group(1))
         if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
             reading = fold(features[17])
-    return term, pos1, stop, tuple(variants), reading, False
+    return surface, len(surface), _term(text, pos1, tuple(variants), reading, (), stop), _PLAIN
 
 
 # --- Whoosh tokenizer and filter ---------------------------------------------
@@ -388,7 +521,7 @@ class JapaneseTokenizer(Tokenizer):
         if not tokenize:
             t.original = t.text = value
             t.boost = 1.0
-            t.unit = None
+            t.term = None
             if positions:
                 t.pos = start_pos
             if chars:
@@ -396,22 +529,22 @@ class JapaneseTokenizer(Tokenizer):
             yield t
             return
         pos = start_pos
-        for unit in units(value):
-            if unit.stop and removestops:
+        for term, start, end in scan(value):
+            if term.stop and removestops:
                 continue
-            t.text = unit.text
+            t.text = term.text
             t.boost = 1.0
-            t.stopped = unit.stop
-            t.unit = unit
+            t.stopped = term.stop
+            t.term = term
             if keeporiginal:
-                t.original = value[unit.start:unit.end]
+                t.original = value[start:end]
             if positions:
                 t.pos = pos
             if chars:
-                t.startchar = start_char + unit.start
-                t.endchar = start_char + unit.end
+                t.startchar = start_char + start
+                t.endchar = start_char + end
             yield t
-            if not unit.stop:
+            if not term.stop:
                 pos += 1
 
 
@@ -427,23 +560,14 @@ class VariantFilter(Filter):
     def __call__(self, tokens):
         for t in tokens:
             yield t
-            unit = getattr(t, "unit", None)
-            if unit is None or t.mode == "query" or t.stopped:
+            term = getattr(t, "term", None)
+            if term is None or not term.extras or t.mode == "query":
                 continue
             text = t.text
-            for extra in _index_extras(unit):
+            for extra in term.extras:
                 t.text = extra
                 yield t
             t.text = text
-
-
-def _index_extras(unit: Unit) -> list[str]:
-    """The terms stored beside a unit's written form."""
-    extras = [VARIANT + v for v in unit.variants]
-    if unit.reading:
-        extras.append(READING + unit.reading)
-    extras.extend(p for p in unit.parts if p != unit.text)
-    return extras
 
 
 def JapaneseAnalyzer():

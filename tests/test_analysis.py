@@ -1,11 +1,15 @@
 """The Japanese analyzer: token-level rules, then matching end to end through the search API."""
 
 import pickle
+import re
+import unicodedata
 
 import pytest
+from whoosh import fields
 
+from search import analysis
 from search.analysis import ANALYZER, JapaneseAnalyzer, fold, kanji_to_number, normalize, query_units, units
-from search.indexer import build
+from search.indexer import JapaneseText, build
 from search.searcher import Searcher
 
 
@@ -137,6 +141,33 @@ def test_index_and_query_streams_agree():
         index_terms = set(terms(text))
         for unit in query_units(text):
             assert unit.text in index_terms
+
+
+AGREEMENT_TEXTS = [
+    "TypeScript 5.4の型推論", "ﾌﾟﾘﾝﾀｰで泳いだ", "申込みと問合せ", "Next.js 14とC#、F#と.NET",
+    "十五人が三百円で泳いだ。部分々々、いすゞ", "㌔と①とⅢ…ｶﾞｷﾞ", "x86-64とWi-Fi、node_modules。Ｘ線",
+    "画像の処理をする", "📝メモ（１）：ユーザー登録", "",
+]
+
+
+@pytest.mark.parametrize("text", AGREEMENT_TEXTS)
+def test_terms_without_offsets_match_scan(text):
+    assert analysis.terms(text) == [term for term, _, _ in analysis.scan(text)]
+
+
+@pytest.mark.parametrize("text", AGREEMENT_TEXTS)
+def test_preindexed_postings_match_whoosh_chain(text):
+    """The indexer's direct postings equal what Whoosh makes through the tokenizer and filter."""
+    field = JapaneseText(analyzer=JapaneseAnalyzer())
+    assert field.preindex(text).postings == list(fields.TEXT.index(field, text))
+
+
+def test_astral_characters_that_nfkc_changes_are_all_checked():
+    astral = re.compile(f"[{analysis._ASTRAL}]")
+    missed = [hex(cp) for cp in range(0x10000, 0x110000)
+              if (unicodedata.normalize("NFKC", chr(cp)) != chr(cp) or unicodedata.combining(chr(cp)))
+              and not astral.match(chr(cp))]
+    assert missed == []
 
 
 def test_query_mode_emits_written_forms_only():
