@@ -28,10 +28,10 @@ searcher rank exact written forms above variants above readings.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 import threading
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from whoosh.analysis import Filter, Token, Tokenizer
 

@@ -31,12 +31,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from whoosh import fields, index as whoosh_index
+from whoosh import fields
+from whoosh import index as whoosh_index
 
 from . import analysis
 from .analysis import JapaneseAnalyzer
-from .documents import Article, ArticleError, content_hash, iter_article_files, parse_article
 from .config import MAX_ARTICLE_BYTES
+from .documents import Article, ArticleError, content_hash, iter_article_files, parse_article
 from .errors import IndexLocked, IndexMissing, SearchError
 
 CURRENT = "CURRENT"
