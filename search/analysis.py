@@ -358,6 +358,7 @@ def _scan(text: str, spans: bool) -> list:
     everything that depends only on the morpheme is computed once per
     distinct MeCab line (:func:`_morpheme`, cached): a token costs a
     dictionary lookup and an append, plus a ``find`` when spans are wanted.
+    The two loops below are the same walk, with and without spans.
     """
     norm = normalize(text, spans)
     ntext = norm.text
@@ -378,67 +379,93 @@ def _scan(text: str, spans: bool) -> list:
     starts, ends = norm.starts, norm.ends
     numeral_run = ""  # the numeral being read, while numeral morphemes follow each other
     delta = 0  # position in ntext minus position in mtext, past the last technical word
-    cache = _MORPHEMES
-    get = cache.get
     append = result.append
+    lines = _tagger().parse(mtext).split("\n")
+    if not spans:
+        # The indexing loop: most lines are plain words already seen, a
+        # single lookup in a dict that holds only those; the rest as below.
+        plain, get = _PLAIN_TERMS.get, _MORPHEMES.get
+        for line in lines:
+            term = plain(line)
+            if term is not None:
+                append(term)
+                numeral_run = ""
+                continue
+            if not line:
+                continue
+            surface, length, term, kind = get(line) or _morpheme_info(line)
+            if kind is _PLAIN:
+                append(term)
+                numeral_run = ""
+            elif kind is _TECH_WORD:
+                append(_tech_term(words[next_tech]))
+                next_tech += 1
+                numeral_run = ""
+            elif numeral_run:
+                numeral_run += surface
+                value = kanji_to_number(numeral_run)
+                if value:
+                    result[-1] = _number_term(value)
+            else:
+                numeral_run = surface
+                append(term)
+        return result
+    get = _MORPHEMES.get
     find = mtext.find
     offset = 0
-    for line in _tagger().parse(mtext).split("\n"):
+    for line in lines:
         info = get(line)
         if info is None:
             if not line:
                 continue
-            info = _morpheme(line)
-            if len(cache) > 50_000:
-                cache.clear()
-            cache[line] = info
+            info = _morpheme_info(line)
         surface, length, term, kind = info
         if kind is _PLAIN:
             numeral_run = ""
-            if spans:
-                start = find(surface, offset)  # MeCab skips only whitespace between morphemes
-                offset = start + length
-                if starts is None:
-                    append((term, start + delta, offset + delta))
-                else:
-                    append((term, starts[start + delta], ends[offset + delta - 1]))
+            start = find(surface, offset)  # MeCab skips only whitespace between morphemes
+            offset = start + length
+            if starts is None:
+                append((term, start + delta, offset + delta))
             else:
-                append(term)
+                append((term, starts[start + delta], ends[offset + delta - 1]))
         elif kind is _TECH_WORD:
             numeral_run = ""
-            word = words[next_tech]
-            if spans:
-                tech_start, tech_end = tech_spans[next_tech]
-                offset = find(_PLACEHOLDER, offset) + 2  # past the space after it
-                delta = tech_end - offset
-                append((_tech_term(word), *norm.span(tech_start, tech_end)))
-            else:
-                append(_tech_term(word))
+            tech_start, tech_end = tech_spans[next_tech]
+            offset = find(_PLACEHOLDER, offset) + 2  # past the space after it
+            delta = tech_end - offset
+            append((_tech_term(words[next_tech]), *norm.span(tech_start, tech_end)))
             next_tech += 1
         else:  # a numeral: consecutive numeral morphemes (十 五) read as one number
-            if spans:
-                start = find(surface, offset)
-                offset = start + length
-                if starts is None:
-                    s, e = start + delta, offset + delta
-                else:
-                    s, e = starts[start + delta], ends[offset + delta - 1]
+            start = find(surface, offset)
+            offset = start + length
+            if starts is None:
+                s, e = start + delta, offset + delta
+            else:
+                s, e = starts[start + delta], ends[offset + delta - 1]
             if numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
-                if spans:
-                    previous, s, _ = result[-1]
-                    result[-1] = (_number_term(value) if value else previous, s, e)
-                elif value:
-                    result[-1] = _number_term(value)
+                previous, s, _ = result[-1]
+                result[-1] = (_number_term(value) if value else previous, s, e)
             else:
                 numeral_run = surface
-                append((term, s, e) if spans else term)
+                append((term, s, e))
     return result
 
 
 _PLAIN, _TECH_WORD, _NUMERAL = "plain", "tech", "numeral"
-_MORPHEMES: dict[str, tuple] = {}
+_MORPHEMES: dict[str, tuple] = {}  # MeCab line -> (surface, length, term, kind)
+_PLAIN_TERMS: dict[str, Term] = {}  # MeCab line -> term, for the plain words among them
+_MORPHEME_CACHE = 50_000  # entries (~0.7 KB each)
+
+
+def _morpheme_info(line: str) -> tuple[str, int, Term | None, str]:
+    info = _morpheme(line)
+    if len(_MORPHEMES) < _MORPHEME_CACHE:  # when full, the frequent lines are in already (Zipf)
+        _MORPHEMES[line] = info
+        if info[3] is _PLAIN:
+            _PLAIN_TERMS[line] = info[2]
+    return info
 _TECH_TERMS: dict[str, Term] = {}
 _NUMBER_TERMS: dict[str, Term] = {}
 
