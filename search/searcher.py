@@ -404,7 +404,8 @@ class Searcher:
     def _search(self, snap, q, tags, content_type, day_from, day_to, sort, page, per_page) -> SearchResult:
         parsed = parse_query(q)
         allowed = _filter_docs(snap, tags, content_type, day_from, day_to)
-        builder = _QueryBuilder(snap.searcher, self.synonyms)
+        term_docs = _TermDocs(snap.searcher.reader())
+        builder = _QueryBuilder(snap.searcher, self.synonyms, term_docs=term_docs)
         whoosh_query = builder.build(parsed)
         relaxed = timed_out = False
         needed = page * per_page
@@ -418,7 +419,7 @@ class Searcher:
         else:
             matched, scores, timed_out = self._run(snap, whoosh_query, allowed, needed)
             if len(matched) < FEW_RESULTS:
-                extra = self._most_words(snap, parsed, allowed, matched, needed)
+                extra = self._most_words(snap, parsed, allowed, matched, needed, term_docs)
                 if extra is not None:
                     # Articles with all the words first, then by how many they have.
                     extra_matched, extra_scores = extra
@@ -428,7 +429,8 @@ class Searcher:
                     matched = matched | extra_matched
                     relaxed = bool(extra_matched)
                 elif not matched and builder.has_compounds:
-                    relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False).build(parsed)
+                    relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False,
+                                                  term_docs=term_docs).build(parsed)
                     matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
                     relaxed = bool(matched)
         total = len(matched)
@@ -456,7 +458,8 @@ class Searcher:
         docs = set(snap.searcher.docs_for_query(whoosh_query)) & snap.live
         return docs if allowed is None else docs & allowed
 
-    def _most_words(self, snap, parsed: ParsedQuery, allowed, matched: set[int], needed: int):
+    def _most_words(self, snap, parsed: ParsedQuery, allowed, matched: set[int], needed: int,
+                    term_docs: "_TermDocs"):
         """Articles with most (60%) of the query's words, for questions typed as sentences.
 
         "Firefoxの起動を速くする方法" should find the article about making
@@ -464,19 +467,21 @@ class Searcher:
         of the words an article has, then by score.  None when the query has
         too few words (or a quoted phrase) for this to apply.
         """
-        builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False)
-        unit_queries, excluded = builder.unit_queries(parsed)
-        if len(unit_queries) < MOST_WORDS_MIN_UNITS:
+        builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False, term_docs=term_docs)
+        units, excluded = builder.loose_units(parsed)
+        if len(units) < MOST_WORDS_MIN_UNITS:
             return None
-        need = max(2, math.ceil(len(unit_queries) * MOST_WORDS_SHARE))
-        counts = Counter(chain.from_iterable(self._matches(snap, q, allowed) for q in unit_queries
-                                             if q is not wq.NullQuery))
+        need = max(2, math.ceil(len(units) * MOST_WORDS_SHARE))
+        # Counted from the terms' posting lists: one Whoosh query per unit costs far more.
+        unit_docs = (builder.unit_docs(unit) for unit in units)
+        counts = Counter(chain.from_iterable(docs if allowed is None else docs & allowed for docs in unit_docs))
         if excluded is not None:
             for d in self._matches(snap, excluded, allowed):
                 counts.pop(d, None)
         candidates = {d for d, n in counts.items() if n >= need} - matched
         if not candidates:
             return set(), {}
+        unit_queries = (_any_or_nothing(builder._field_slots(unit)) for unit in units)
         live = [q for q in unit_queries if q is not wq.NullQuery]
         window = max(needed, RERANK_WINDOW)
         best = set(sorted(candidates, key=lambda d: (-counts[d], d))[:window * 4])
@@ -649,8 +654,9 @@ def _spelling(reader, word: str) -> str | None:
 class _QueryBuilder:
     """Turns parsed words into Whoosh queries through the shared analyzer."""
 
-    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True):
+    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True, term_docs: "_TermDocs | None" = None):
         self.reader = searcher.reader()
+        self.term_docs = term_docs or _TermDocs(self.reader)
         self.synonyms = synonyms
         self.phrases = phrases
         self.has_compounds = False
@@ -671,18 +677,22 @@ class _QueryBuilder:
             main = wq.AndNot(main, excluded[0] if len(excluded) == 1 else wq.Or(excluded))
         return main
 
-    def unit_queries(self, parsed: ParsedQuery):
-        """One query per analysed unit of the (non-OR) words, each in any field; and the exclusions."""
-        queries = []
+    def loose_units(self, parsed: ParsedQuery) -> tuple[list[Unit], object]:
+        """The analysed units of the (non-OR) words, to be matched one by one; and the exclusions."""
         if any(w.phrase for w in parsed.words()):
             return [], None  # a quoted phrase is an explicit demand: never loosen it
-        for clause in parsed.clauses[:MAX_WORDS]:
-            if len(clause) != 1:
-                continue
-            word = clause[0]
-            queries.extend(_any_or_nothing(self._field_slots(unit)) for unit in query_units(word.text))
+        units = [unit for clause in parsed.clauses[:MAX_WORDS] if len(clause) == 1
+                 for unit in query_units(clause[0].text)]
         excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
-        return queries, (_any_or_nothing(excluded) if excluded else None)
+        return units, (_any_or_nothing(excluded) if excluded else None)
+
+    def unit_docs(self, unit: Unit) -> set[int]:
+        """Documents with any alternative of the unit in any field: what ``_field_slots`` matches."""
+        docs: set[int] = set()
+        for fieldname in FIELD_WEIGHTS:
+            for alt in alternatives(unit):
+                docs |= self.term_docs.docs(fieldname, alt.term)
+        return docs
 
     def word(self, word: Word, highlight: bool = True):
         """A query for one typed word: its analysed units, plus synonyms and readings."""
@@ -715,6 +725,8 @@ class _QueryBuilder:
             slots = [self._unit_terms(fieldname, unit, weight) for unit in units]
             if None in slots:
                 continue  # a unit missing from this field: no phrase or single-word match here
+            if len(units) > 1 and not self._phrase_found(fieldname, [[a.term for a in alternatives(u)] for u in units]):
+                continue  # Whoosh's span matcher would check every article with all the units, and find none
             per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
         return _any_or_nothing(per_field)
 
@@ -733,6 +745,35 @@ class _QueryBuilder:
     def _indexed(self, fieldname: str, term: str) -> bool:
         return self.reader.doc_frequency(fieldname, term) > 0
 
+    def _phrase_found(self, fieldname: str, slots: list[list[str]]) -> bool:
+        """Whether some document has a term of each slot at consecutive positions in the field.
+
+        That is what ``Sequence(slop=1)`` matches; checked here from the documents
+        that have every slot, rarest slot first, instead of through Whoosh's spans.
+        """
+        slots = [[t for t in terms if self.term_docs.docs(fieldname, t)] for terms in slots]
+        slot_docs = [frozenset().union(*(self.term_docs.docs(fieldname, t) for t in terms)) for terms in slots]
+        candidates = frozenset.intersection(*slot_docs)
+        if not candidates:
+            return False
+        order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
+        matchers = {i: [self.reader.postings(fieldname, t) for t in slots[i]] for i in order}
+        for doc in sorted(candidates):
+            starts = None
+            for i in order:
+                positions = set()
+                for m in matchers[i]:
+                    if m.is_active() and m.id() < doc:
+                        m.skip_to(doc)
+                    if m.is_active() and m.id() == doc:
+                        positions.update(p - i for p in m.value_as("positions"))
+                starts = positions if starts is None else starts & positions
+                if not starts:
+                    break
+            else:
+                return True
+        return False
+
     def _reading_query(self, text: str, highlight: bool):
         """Kana typed for a word written in kanji: match the indexed readings.
 
@@ -750,6 +791,8 @@ class _QueryBuilder:
         for fieldname, weight in FIELD_WEIGHTS.items():
             if not all(self._indexed(fieldname, t) for t in terms):
                 continue  # like written forms: a field without every piece cannot match
+            if len(terms) > 1 and not self._phrase_found(fieldname, [[t] for t in terms]):
+                continue
             slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
             per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
         return _any_or_nothing(per_field)
@@ -774,6 +817,23 @@ class _QueryBuilder:
                     if indexed(kana[start:end]):
                         best[end] = best[start] + [kana[start:end]]
         return best[n]
+
+
+class _TermDocs:
+    """The live documents of index terms, each read once per search."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self._docs: dict[tuple[str, str], frozenset[int]] = {}
+
+    def docs(self, fieldname: str, term: str) -> frozenset[int]:
+        key = (fieldname, term)
+        docs = self._docs.get(key)
+        if docs is None:
+            found = self.reader.doc_frequency(fieldname, term) > 0
+            docs = frozenset(self.reader.postings(fieldname, term).all_ids()) if found else frozenset()
+            self._docs[key] = docs
+        return docs
 
 
 def _any_or_nothing(queries: list):

@@ -196,6 +196,18 @@ def test_totals_and_facets_stay_exact_after_several_updates(workdir):
     assert s.search("泳ぐ").total == 1
 
 
+def test_compound_word_matches_as_a_phrase_in_every_segment(workdir):
+    content, index = workdir
+    write_article(content, "apart.md", "離れた語", body="量子を使って計算する。")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert slugs(s.search("量子計算")) == ["apart"] and s.search("量子計算").relaxed
+    write_article(content, "phrase.md", "新しい記事", body="今日は量子計算の話です。")
+    update(content, index)  # a second segment: the phrase is only there
+    result = s.search("量子計算")
+    assert slugs(result) == ["phrase"] and not result.relaxed
+
+
 def test_searcher_notices_an_update_without_reopening(workdir):
     content, index = workdir
     build(content, index, workers=1)
