@@ -485,7 +485,7 @@ class Searcher:
         live = [q for q in unit_queries if q is not wq.NullQuery]
         window = max(needed, RERANK_WINDOW)
         best = set(sorted(candidates, key=lambda d: (-counts[d], d))[:window * 4])
-        _, scores, _ = self._run(snap, wq.Or(live), best, needed)
+        scores = self._score_only(snap, wq.Or(live), best, needed)
         top = max(scores.values(), default=0.0)
         return candidates, {d: s + counts[d] * (top + 1.0) for d, s in scores.items()}
 
@@ -502,12 +502,29 @@ class Searcher:
             snap.searcher.search_with_collector(whoosh_query, timed)
         except TimeLimit:
             timed_out = True
-        scores = {}
-        for score, negated in collector.items:
-            docnum = -negated
-            age_years = max(0, snap.today - snap.days[docnum]) / 365.0
-            scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
-        return collector.matched, scores, timed_out
+        return collector.matched, _with_recency(snap, ((score, -negated) for score, negated in collector.items)), \
+            timed_out
+
+    def _score_only(self, snap, whoosh_query, docnums: set[int], needed: int) -> dict[int, float]:
+        """The best scored of *docnums*, which all match: Whoosh skips to each instead of scoring every match."""
+        context = snap.searcher.context(needs_current=True)
+        wanted = sorted(docnums)
+        raw = {}
+        for subsearcher, offset in snap.searcher.leaf_searchers():
+            matcher = whoosh_query.matcher(subsearcher, context)
+            for docnum in wanted:
+                local = docnum - offset
+                if local < 0:
+                    continue
+                if not matcher.is_active():
+                    break
+                if matcher.id() < local:
+                    matcher.skip_to(local)
+                if matcher.is_active() and matcher.id() == local:
+                    raw[docnum] = matcher.score()
+        # What _ExactTopCollector keeps: the highest scores, ties to the lower document number.
+        best = sorted(raw, key=lambda d: (-raw[d], d))[:max(needed, RERANK_WINDOW)]
+        return _with_recency(snap, ((raw[d], d) for d in best))
 
     def _hit(self, snap, docnum: int, score: float, marker: "_Marker") -> Hit:
         stored = snap.searcher.stored_fields(docnum)
@@ -580,6 +597,15 @@ class _ExactTopCollector(TopCollector):
             return None
         self.matched.add(docnum)
         return TopCollector.collect(self, sub_docnum)
+
+
+def _with_recency(snap, scored) -> dict[int, float]:
+    """Scores of (score, docnum) pairs with the recency tie-breaker applied."""
+    scores = {}
+    for score, docnum in scored:
+        age_years = max(0, snap.today - snap.days[docnum]) / 365.0
+        scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
+    return scores
 
 
 def _with_time(result: SearchResult, started: float) -> SearchResult:
