@@ -7,6 +7,7 @@ Both fronts (``search query`` and ``GET /api/search``) call
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import html
 import math
 import os
@@ -21,9 +22,7 @@ from itertools import chain
 from pathlib import Path
 
 from whoosh import query as wq
-from whoosh.collectors import TimeLimitCollector, TopCollector
 from whoosh.scoring import bm25
-from whoosh.searching import TimeLimit
 
 from . import analysis
 from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_katakana
@@ -415,8 +414,8 @@ class Searcher:
     def _search(self, snap, q, tags, content_type, day_from, day_to, sort, page, per_page) -> SearchResult:
         parsed = parse_query(q)
         allowed = _filter_docs(snap, tags, content_type, day_from, day_to)
-        term_docs = _TermDocs(snap.searcher.reader())
-        builder = _QueryBuilder(snap.searcher, self.synonyms, term_docs=term_docs)
+        postings = _Postings(snap.searcher.reader())
+        builder = _QueryBuilder(snap.searcher, self.synonyms, postings=postings)
         whoosh_query = builder.build(parsed)
         relaxed = timed_out = False
         needed = page * per_page
@@ -428,9 +427,9 @@ class Searcher:
                 sort = "date"
             scores = {}
         else:
-            matched, scores, timed_out = self._run(snap, whoosh_query, allowed, needed)
+            matched, scores, timed_out = self._run(snap, postings, whoosh_query, allowed, needed)
             if len(matched) < FEW_RESULTS:
-                extra = self._most_words(snap, parsed, allowed, matched, needed, term_docs)
+                extra = self._most_words(snap, postings, parsed, allowed, matched, needed)
                 if extra is not None:
                     # Articles with all the words first, then by how many they have.
                     extra_matched, extra_scores = extra
@@ -441,8 +440,8 @@ class Searcher:
                     relaxed = bool(extra_matched)
                 elif not matched and builder.has_compounds:
                     relaxed_query = _QueryBuilder(snap.searcher, self.synonyms, phrases=False,
-                                                  term_docs=term_docs).build(parsed)
-                    matched, scores, timed_out = self._run(snap, relaxed_query, allowed, needed)
+                                                  postings=postings).build(parsed)
+                    matched, scores, timed_out = self._run(snap, postings, relaxed_query, allowed, needed)
                     relaxed = bool(matched)
         total = len(matched)
         if sort == "date":
@@ -460,17 +459,17 @@ class Searcher:
         }
         suggestion = None
         if total == 0 and parsed.clauses:
-            suggestion = self._suggest(snap, parsed, allowed)
+            suggestion = self._suggest(snap, postings, parsed, allowed)
         return SearchResult(query=q, total=total, page=page, per_page=per_page, took_ms=0.0, hits=hits,
                             facets=facets, suggestion=suggestion, relaxed=relaxed, timed_out=timed_out)
 
-    def _matches(self, snap, whoosh_query, allowed) -> set[int]:
-        """Every matching live document, unscored (for counting words and for suggestions)."""
-        docs = set(snap.searcher.docs_for_query(whoosh_query)) & snap.live
+    def _matches(self, snap, postings: "_Postings", whoosh_query, allowed) -> set[int]:
+        """Every matching live document (for exclusions and suggestions)."""
+        docs = set(_Scorer(snap, postings).scores(whoosh_query))
         return docs if allowed is None else docs & allowed
 
-    def _most_words(self, snap, parsed: ParsedQuery, allowed, matched: set[int], needed: int,
-                    term_docs: "_TermDocs"):
+    def _most_words(self, snap, postings: "_Postings", parsed: ParsedQuery, allowed, matched: set[int],
+                    needed: int):
         """Articles with most (60%) of the query's words, for questions typed as sentences.
 
         "Firefoxの起動を速くする方法" should find the article about making
@@ -478,7 +477,7 @@ class Searcher:
         of the words an article has, then by score.  None when the query has
         too few words (or a quoted phrase) for this to apply.
         """
-        builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False, term_docs=term_docs)
+        builder = _QueryBuilder(snap.searcher, self.synonyms, phrases=False, postings=postings)
         units, excluded = builder.loose_units(parsed)
         if len(units) < MOST_WORDS_MIN_UNITS:
             return None
@@ -487,7 +486,7 @@ class Searcher:
         unit_docs = (builder.unit_docs(unit) for unit in units)
         counts = Counter(chain.from_iterable(docs if allowed is None else docs & allowed for docs in unit_docs))
         if excluded is not None:
-            for d in self._matches(snap, excluded, allowed):
+            for d in self._matches(snap, postings, excluded, allowed):
                 counts.pop(d, None)
         candidates = {d for d, n in counts.items() if n >= need} - matched
         if not candidates:
@@ -496,36 +495,22 @@ class Searcher:
         live = [q for q in unit_queries if q is not wq.NullQuery]
         window = max(needed, RERANK_WINDOW)
         best = set(sorted(candidates, key=lambda d: (-counts[d], d))[:window * 4])
-        scores = self._score_only(snap, wq.Or(live), best, needed, term_docs)
+        scores = _top(snap, _Scorer(snap, postings).scores(wq.Or(live), best), needed)
         top = max(scores.values(), default=0.0)
         return candidates, {d: s + counts[d] * (top + 1.0) for d, s in scores.items()}
 
-    def _run(self, snap, whoosh_query, allowed, needed: int) -> tuple[set[int], dict[int, float], bool]:
-        """One pass over the matches: all of them (exact total and facets) and the best scored.
+    def _run(self, snap, postings: "_Postings", whoosh_query, allowed,
+             needed: int) -> tuple[set[int], dict[int, float], bool]:
+        """Every match (exact total and facets) and the best scored, with whether time ran out.
 
-        Whoosh's top-N collector skips low-scoring blocks and then estimates the
-        total; this one scores every match, so the total is exact.
+        Scored from the posting lists of the query's terms as Whoosh's BM25F
+        scorer would, without its matchers: they cost several times more per
+        posting, and its collector silently drops words that can no longer
+        reach the top N, which made totals and facets too small.
         """
-        collector = _ExactTopCollector(max(needed, RERANK_WINDOW), allowed)
-        timed = TimeLimitCollector(collector, timelimit=SEARCH_TIME_LIMIT, use_alarm=False)
-        timed_out = False
-        try:
-            snap.searcher.search_with_collector(whoosh_query, timed)
-        except TimeLimit:
-            timed_out = True
-        return collector.matched, _with_recency(snap, ((score, -negated) for score, negated in collector.items)), \
-            timed_out
-
-    def _score_only(self, snap, whoosh_query, docnums: set[int], needed: int, term_docs: "_TermDocs") -> dict[int, float]:
-        """The best scored of *docnums*, which all match, scored from the posting lists of their terms.
-
-        A Whoosh matcher over the same query skips through dozens of sub-matchers
-        for each document; summing BM25F term scores directly is ten times faster.
-        """
-        raw = _TermScores(snap, term_docs).scores(whoosh_query, docnums)
-        # What _ExactTopCollector keeps: the highest scores, ties to the lower document number.
-        best = sorted(raw, key=lambda d: (-raw[d], d))[:max(needed, RERANK_WINDOW)]
-        return _with_recency(snap, ((raw[d], d) for d in best))
+        scorer = _Scorer(snap, postings, deadline=time.perf_counter() + SEARCH_TIME_LIMIT)
+        raw = scorer.scores(whoosh_query, allowed)
+        return set(raw), _top(snap, raw, needed), scorer.timed_out
 
     def _hit(self, snap, docnum: int, score: float, marker: "_Marker") -> Hit:
         stored = snap.searcher.stored_fields(docnum)
@@ -552,7 +537,7 @@ class Searcher:
             featured=bool(meta.get("featured")),
         )
 
-    def _suggest(self, snap, parsed: ParsedQuery, allowed) -> str | None:
+    def _suggest(self, snap, postings: "_Postings", parsed: ParsedQuery, allowed) -> str | None:
         """A query to offer when nothing was found: spelling fixed, else fewer words."""
         words = [clause[0] for clause in parsed.clauses]
         reader = snap.searcher.reader()
@@ -572,7 +557,7 @@ class Searcher:
             kept = []
             for word in words:
                 single = builder.build(ParsedQuery([[word]]))
-                if single is not None and self._matches(snap, single, allowed):
+                if single is not None and self._matches(snap, postings, single, allowed):
                     kept.append(word.text if not word.phrase else f'"{word.text}"')
             if kept and len(kept) < len(words):
                 return " ".join(kept)
@@ -584,20 +569,10 @@ def _text(term) -> str:
     return term.decode("utf-8") if isinstance(term, bytes) else term
 
 
-class _ExactTopCollector(TopCollector):
-    """Top-N by score that records every match it sees, within the allowed documents."""
-
-    def __init__(self, limit: int, allowed: set[int] | None):
-        super().__init__(limit=limit, usequality=False)
-        self.allowed = allowed
-        self.matched: set[int] = set()
-
-    def collect(self, sub_docnum):
-        docnum = self.offset + sub_docnum
-        if self.allowed is not None and docnum not in self.allowed:
-            return None
-        self.matched.add(docnum)
-        return TopCollector.collect(self, sub_docnum)
+def _top(snap, raw: dict[int, float], needed: int) -> dict[int, float]:
+    """The best scored documents (ties to the lower document number), with the recency tie-breaker."""
+    best = heapq.nsmallest(max(needed, RERANK_WINDOW), raw, key=lambda d: (-raw[d], d))
+    return _with_recency(snap, ((raw[d], d) for d in best))
 
 
 def _with_recency(snap, scored) -> dict[int, float]:
@@ -681,9 +656,9 @@ def _spelling(reader, word: str) -> str | None:
 class _QueryBuilder:
     """Turns parsed words into Whoosh queries through the shared analyzer."""
 
-    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True, term_docs: "_TermDocs | None" = None):
+    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True, postings: "_Postings | None" = None):
         self.reader = searcher.reader()
-        self.term_docs = term_docs or _TermDocs(self.reader)
+        self.postings = postings or _Postings(self.reader)
         self.synonyms = synonyms
         self.phrases = phrases
         self.has_compounds = False
@@ -718,7 +693,7 @@ class _QueryBuilder:
         docs: set[int] = set()
         for fieldname in FIELD_WEIGHTS:
             for alt in alternatives(unit):
-                docs |= self.term_docs.docs(fieldname, alt.term)
+                docs |= self.postings.docs(fieldname, alt.term)
         return docs
 
     def word(self, word: Word, highlight: bool = True):
@@ -752,8 +727,6 @@ class _QueryBuilder:
             slots = [self._unit_terms(fieldname, unit, weight) for unit in units]
             if None in slots:
                 continue  # a unit missing from this field: no phrase or single-word match here
-            if len(units) > 1 and not self._phrase_found(fieldname, [[a.term for a in alternatives(u)] for u in units]):
-                continue  # Whoosh's span matcher would check every article with all the units, and find none
             per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
         return _any_or_nothing(per_field)
 
@@ -772,35 +745,6 @@ class _QueryBuilder:
     def _indexed(self, fieldname: str, term: str) -> bool:
         return self.reader.doc_frequency(fieldname, term) > 0
 
-    def _phrase_found(self, fieldname: str, slots: list[list[str]]) -> bool:
-        """Whether some document has a term of each slot at consecutive positions in the field.
-
-        That is what ``Sequence(slop=1)`` matches; checked here from the documents
-        that have every slot, rarest slot first, instead of through Whoosh's spans.
-        """
-        slots = [[t for t in terms if self.term_docs.docs(fieldname, t)] for terms in slots]
-        slot_docs = [frozenset().union(*(self.term_docs.docs(fieldname, t) for t in terms)) for terms in slots]
-        candidates = frozenset.intersection(*slot_docs)
-        if not candidates:
-            return False
-        order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
-        matchers = {i: [self.reader.postings(fieldname, t) for t in slots[i]] for i in order}
-        for doc in sorted(candidates):
-            starts = None
-            for i in order:
-                positions = set()
-                for m in matchers[i]:
-                    if m.is_active() and m.id() < doc:
-                        m.skip_to(doc)
-                    if m.is_active() and m.id() == doc:
-                        positions.update(p - i for p in m.value_as("positions"))
-                starts = positions if starts is None else starts & positions
-                if not starts:
-                    break
-            else:
-                return True
-        return False
-
     def _reading_query(self, text: str, highlight: bool):
         """Kana typed for a word written in kanji: match the indexed readings.
 
@@ -818,8 +762,6 @@ class _QueryBuilder:
         for fieldname, weight in FIELD_WEIGHTS.items():
             if not all(self._indexed(fieldname, t) for t in terms):
                 continue  # like written forms: a field without every piece cannot match
-            if len(terms) > 1 and not self._phrase_found(fieldname, [[t] for t in terms]):
-                continue
             slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
             per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
         return _any_or_nothing(per_field)
@@ -846,66 +788,150 @@ class _QueryBuilder:
         return best[n]
 
 
-class _TermDocs:
-    """The live documents of index terms, each read once per search."""
+class _Postings:
+    """The posting lists a search reads, each read once: documents, term frequencies, phrases."""
 
     def __init__(self, reader):
         self.reader = reader
+        self._weights: dict[tuple[str, str], dict[int, float]] = {}
         self._docs: dict[tuple[str, str], frozenset[int]] = {}
+        self._phrases: dict[tuple, frozenset[int]] = {}
+
+    def weights(self, fieldname: str, term: str) -> dict[int, float]:
+        """Each live document with the term in the field, and the term's frequency there."""
+        key = (fieldname, term)
+        found = self._weights.get(key)
+        if found is None:
+            found = {}
+            if self.reader.doc_frequency(fieldname, term):
+                m = self.reader.postings(fieldname, term)
+                while m.is_active():
+                    found[m.id()] = m.weight()
+                    m.next()
+            self._weights[key] = found
+        return found
 
     def docs(self, fieldname: str, term: str) -> frozenset[int]:
         key = (fieldname, term)
         docs = self._docs.get(key)
         if docs is None:
-            found = self.reader.doc_frequency(fieldname, term) > 0
-            docs = frozenset(self.reader.postings(fieldname, term).all_ids()) if found else frozenset()
-            self._docs[key] = docs
+            docs = self._docs[key] = frozenset(self.weights(fieldname, term))
         return docs
 
+    def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
+        """Documents with a term of each slot at consecutive positions in the field.
 
-class _TermScores:
-    """BM25F scores of chosen documents for a query of terms and ORs, computed as Whoosh's scorer does."""
+        What Whoosh's ``Sequence(slop=1)`` matches, found without its span
+        matchers: positions are read only for documents with every slot, rarest
+        slot first, and a document is dropped as soon as one slot does not follow.
+        """
+        key = (fieldname, tuple(tuple(terms) for terms in slots))
+        found = self._phrases.get(key)
+        if found is not None:
+            return found
+        slots = [[t for t in terms if self.docs(fieldname, t)] for terms in slots]
+        slot_docs = [frozenset().union(*(self.docs(fieldname, t) for t in terms)) for terms in slots]
+        candidates = frozenset.intersection(*slot_docs)
+        order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
+        matchers = {i: [self.reader.postings(fieldname, t) for t in slots[i]] for i in order} if candidates else {}
+        found = set()
+        for doc in sorted(candidates):
+            starts = None
+            for i in order:
+                positions = set()
+                for m in matchers[i]:
+                    if m.is_active() and m.id() < doc:
+                        m.skip_to(doc)
+                    if m.is_active() and m.id() == doc:
+                        positions.update(p - i for p in m.value_as("positions"))
+                starts = positions if starts is None else starts & positions
+                if not starts:
+                    break
+            else:
+                found.add(doc)
+        found = self._phrases[key] = frozenset(found)
+        return found
 
-    def __init__(self, snap, term_docs: "_TermDocs"):
+
+class _Scorer:
+    """Evaluates a query built by ``_QueryBuilder`` to {document: BM25F score}, as Whoosh would score it.
+
+    Term scores use Whoosh's bm25() with its idf, average field length and the
+    (rounded) stored field lengths; ORs and ANDs add their parts' scores; a
+    phrase scores the sum of its slots where it occurs; a boost multiplies.
+    """
+
+    def __init__(self, snap, postings: _Postings, deadline: float | None = None):
         self.snap = snap
         self.searcher = snap.searcher
         self.weighting = snap.searcher.weighting
-        self.term_docs = term_docs
+        self.postings = postings
+        self.deadline = deadline
+        self.timed_out = False
 
-    def scores(self, q, docnums: set[int]) -> dict[int, float]:
-        """Score of each of *docnums* that the query matches."""
+    def scores(self, q, within: set[int] | None = None) -> dict[int, float]:
+        """Score of every document the query matches (only those *within*, if given)."""
         if isinstance(q, wq.Term):
-            found = self._term(q.fieldname, q.text, docnums)
+            found = self._term(q.fieldname, q.text, within)
         elif isinstance(q, wq.Or):
             found = {}
             for sub in q.subqueries:
-                for d, score in self.scores(sub, docnums).items():
+                for d, score in self.scores(sub, within).items():
                     found[d] = found.get(d, 0.0) + score
+        elif isinstance(q, wq.Sequence):
+            found = self._phrase(q, within)
+        elif isinstance(q, wq.And):
+            parts = []
+            for sub in q.subqueries:  # each part only where the ones before it matched
+                parts.append(self.scores(sub, within))
+                within = set(parts[-1])
+            found = {d: sum(part[d] for part in parts) for d in within}
+        elif isinstance(q, wq.AndNot):
+            found = self.scores(q.a, within)
+            for d in self.scores(q.b, set(found)):
+                del found[d]
         elif q is wq.NullQuery:
             return {}
         else:
-            raise TypeError(f"cannot score {type(q).__name__} from postings")
+            raise TypeError(f"cannot score a {type(q).__name__}")
         if q.boost != 1.0:
             found = {d: score * q.boost for d, score in found.items()}
         return found
 
-    def _term(self, fieldname: str, text: str, docnums: set[int]) -> dict[int, float]:
-        wanted = sorted(self.term_docs.docs(fieldname, text) & docnums)
-        if not wanted:
+    def _term(self, fieldname: str, text: str, within: set[int] | None) -> dict[int, float]:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            self.timed_out = True
+            return {}
+        weights = self.postings.weights(fieldname, text)
+        if not weights:
             return {}
         searcher = self.searcher
-        reader = searcher.reader()
         idf = searcher.idf(fieldname, text)
         avgfl = searcher.avg_field_length(fieldname) or 1
         b = self.weighting._field_B.get(fieldname, self.weighting.B)
         k1 = self.weighting.K1
         lengths = self.snap.field_lengths(fieldname)
-        postings = reader.postings(fieldname, text)
-        found = {}
-        for d in wanted:
-            postings.skip_to(d)
-            found[d] = bm25(idf, postings.weight(), lengths[d], avgfl, b, k1)
-        return found
+        docs = weights if within is None else weights.keys() & within
+        return {d: bm25(idf, weights[d], lengths[d], avgfl, b, k1) for d in docs}
+
+    def _phrase(self, q, within: set[int] | None) -> dict[int, float]:
+        fieldname = next(iter(q.iter_all_terms()))[0]
+        slots = [[sub.text] if isinstance(sub, wq.Term) else [t.text for t in sub.subqueries] for sub in q.subqueries]
+        docs = self.postings.phrase_docs(fieldname, slots)
+        if within is not None:
+            docs = docs & within
+        if not docs:
+            return {}
+        parts = [self.scores(sub, docs) for sub in q.subqueries]
+        return {d: _pairwise_sum([part[d] for part in parts]) for d in docs}
+
+
+def _pairwise_sum(values: list[float]) -> float:
+    """Sum in the halves Whoosh's binary matcher tree adds a phrase's slots in (same rounding)."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
 
 
 def _any_or_nothing(queries: list):

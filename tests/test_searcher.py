@@ -208,6 +208,20 @@ def test_compound_word_matches_as_a_phrase_in_every_segment(workdir):
     assert slugs(result) == ["phrase"] and not result.relaxed
 
 
+def test_total_counts_weak_matches_behind_a_full_page_of_strong_ones(tmp_path):
+    """Whoosh's collector drops a word that can no longer reach the top 30; totals must not."""
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(40):
+        write_article(content, f"a{n:02d}.md", f"鉄道の記事{n}", body="鉄道の話。" * (n + 1))  # each scores higher
+    for n in range(3):
+        write_article(content, f"z{n}.md", f"別の記事{n}", body="長い本文の終わりに船が一度だけ出てくる。" + "話。" * 50)
+    build(content, tmp_path / "index", workers=1)
+    searcher = Searcher(tmp_path / "index")
+    assert searcher.search("鉄道 OR 船").total == 43
+    assert [h.slug for h in searcher.search("鉄道 OR 船", page=5).hits] == ["z0", "z1", "z2"]
+
+
 def test_searcher_notices_an_update_without_reopening(workdir):
     content, index = workdir
     build(content, index, workers=1)
