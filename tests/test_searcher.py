@@ -168,6 +168,25 @@ def test_snippet_highlights_words_not_substrings(searcher):
     assert "<mark>処理</mark>" in hit.snippet or "<mark>画像処理</mark>" not in hit.snippet
 
 
+def test_snippet_finds_a_word_typed_in_kana_far_into_the_body(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    filler = "特に何も起きない一日だった。" * 150  # about 2,000 characters before the match
+    write_article(content, "trip.md", "旅行記", body=filler + "その後、東京の美術館を見た。" + filler)
+    build(content, tmp_path / "index", workers=1)
+    hit = Searcher(tmp_path / "index").search("とうきょう").hits[0]
+    assert "<mark>東京</mark>の美術館" in hit.snippet
+
+
+def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "t.md", "東京の話", body="本文には地名が出てこない。" * 100, description='"旅の記録"')
+    build(content, tmp_path / "index", workers=1)
+    hit = Searcher(tmp_path / "index").search("東京").hits[0]
+    assert hit.snippet == "旅の記録" and hit.title_html == "<mark>東京</mark>の話"
+
+
 def test_suggestion_for_a_misspelled_latin_word(searcher):
     result = searcher.search("typescrpt")
     assert result.total == 0 and result.suggestion == "typescript"
