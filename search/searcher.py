@@ -970,7 +970,9 @@ class _Marker:
 
     def __init__(self, terms: set[str], needles: set[str]):
         self.terms = terms
-        self.needles = sorted({n for n in needles if n}, key=len, reverse=True)
+        # Longest first, then alphabetical: a set's order changes with PYTHONHASHSEED, and the first
+        # needles fill the 200 positions a snippet looks at, so two workers chose different snippets.
+        self.needles = sorted({n for n in needles if n}, key=lambda n: (-len(n), n))
         self.active = bool(terms)
         self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
 
