@@ -925,7 +925,8 @@ class _Scorer:
         if not docs:
             return {}
         parts = [self.scores(sub, docs) for sub in q.subqueries]
-        return {d: _pairwise_sum([part[d] for part in parts]) for d in docs}
+        return {d: _pairwise_sum([part[d] for part in parts]) for d in docs
+                if all(d in part for part in parts)}  # not all of them once the time limit is past
 
 
 def _pairwise_sum(values: list[float]) -> float:

@@ -241,6 +241,14 @@ def test_total_counts_weak_matches_behind_a_full_page_of_strong_ones(tmp_path):
     assert [h.slug for h in searcher.search("鉄道 OR 船", page=5).hits] == ["z0", "z1", "z2"]
 
 
+def test_search_past_its_time_limit_says_so(built, monkeypatch):
+    import search.searcher
+
+    monkeypatch.setattr(search.searcher, "SEARCH_TIME_LIMIT", -1.0)  # already past when scoring starts
+    result = Searcher(built[1]).search("画像処理")
+    assert result.timed_out and result.total == 0
+
+
 def test_searcher_notices_an_update_without_reopening(workdir):
     content, index = workdir
     build(content, index, workers=1)
