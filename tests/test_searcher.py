@@ -168,6 +168,25 @@ def test_snippet_highlights_words_not_substrings(searcher):
     assert "<mark>処理</mark>" in hit.snippet or "<mark>画像処理</mark>" not in hit.snippet
 
 
+def test_snippet_finds_a_word_typed_in_kana_far_into_the_body(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    filler = "特に何も起きない一日だった。" * 150  # about 2,000 characters before the match
+    write_article(content, "trip.md", "旅行記", body=filler + "その後、東京の美術館を見た。" + filler)
+    build(content, tmp_path / "index", workers=1)
+    hit = Searcher(tmp_path / "index").search("とうきょう").hits[0]
+    assert "<mark>東京</mark>の美術館" in hit.snippet
+
+
+def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "t.md", "東京の話", body="本文には地名が出てこない。" * 100, description='"旅の記録"')
+    build(content, tmp_path / "index", workers=1)
+    hit = Searcher(tmp_path / "index").search("東京").hits[0]
+    assert hit.snippet == "旅の記録" and hit.title_html == "<mark>東京</mark>の話"
+
+
 def test_suggestion_for_a_misspelled_latin_word(searcher):
     result = searcher.search("typescrpt")
     assert result.total == 0 and result.suggestion == "typescript"
@@ -194,6 +213,40 @@ def test_totals_and_facets_stay_exact_after_several_updates(workdir):
     assert len(all_pages) == len(set(all_pages)) == 12
     assert s.search("", per_page=1).total == 20
     assert s.search("泳ぐ").total == 1
+
+
+def test_compound_word_matches_as_a_phrase_in_every_segment(workdir):
+    content, index = workdir
+    write_article(content, "apart.md", "離れた語", body="量子を使って計算する。")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert slugs(s.search("量子計算")) == ["apart"] and s.search("量子計算").relaxed
+    write_article(content, "phrase.md", "新しい記事", body="今日は量子計算の話です。")
+    update(content, index)  # a second segment: the phrase is only there
+    result = s.search("量子計算")
+    assert slugs(result) == ["phrase"] and not result.relaxed
+
+
+def test_total_counts_weak_matches_behind_a_full_page_of_strong_ones(tmp_path):
+    """Whoosh's collector drops a word that can no longer reach the top 30; totals must not."""
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(40):
+        write_article(content, f"a{n:02d}.md", f"鉄道の記事{n}", body="鉄道の話。" * (n + 1))  # each scores higher
+    for n in range(3):
+        write_article(content, f"z{n}.md", f"別の記事{n}", body="長い本文の終わりに船が一度だけ出てくる。" + "話。" * 50)
+    build(content, tmp_path / "index", workers=1)
+    searcher = Searcher(tmp_path / "index")
+    assert searcher.search("鉄道 OR 船").total == 43
+    assert [h.slug for h in searcher.search("鉄道 OR 船", page=5).hits] == ["z0", "z1", "z2"]
+
+
+def test_search_past_its_time_limit_says_so(built, monkeypatch):
+    import search.searcher
+
+    monkeypatch.setattr(search.searcher, "SEARCH_TIME_LIMIT", -1.0)  # already past when scoring starts
+    result = Searcher(built[1]).search("画像処理")
+    assert result.timed_out and result.total == 0
 
 
 def test_searcher_notices_an_update_without_reopening(workdir):
