@@ -21,18 +21,22 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import multiprocessing
 import os
+import queue
 import shutil
 import sys
 import time
 import uuid
-from collections import defaultdict, deque
-from concurrent.futures import ProcessPoolExecutor
+from array import array
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import fields
 from whoosh import index as whoosh_index
+from whoosh.util.numeric import byte_to_length, length_to_byte
+from whoosh.writing import SegmentWriter
 
 from . import analysis
 from .analysis import JapaneseAnalyzer
@@ -44,10 +48,6 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INFO = "info.json"
 BATCH = 16  # articles per task sent to an analysis process
-# Whoosh's posting pool: bigger spills less (blog-sized builds never spill), but
-# its real footprint is ~3x this figure; 100 keeps a build of 40 MB of text
-# under 500 MB.
-POOL_MB = 100
 
 
 class Preindexed(str):
@@ -97,6 +97,90 @@ class JapaneseText(fields.TEXT):
         encode, boost = self.format.encode, self.format.field_boost
         return _preindexed(text, [(word.encode("utf-8"), len(where), len(where) * boost, encode(where))
                                   for word, where in positions.items()])
+
+
+class _Writer(SegmentWriter):
+    """Whoosh's SegmentWriter with the new segment's postings kept as arrays per term.
+
+    Whoosh's PostingPool holds one tuple per posting, sorts them all at
+    commit, spills pickled runs to disk past its size limit, and then reads
+    every document's field length back from the segment once per posting.
+    Here each document's postings are appended to per-term arrays (docnums,
+    weights, encoded values), terms are sorted once per field at commit, and
+    lengths come from memory.  The files written are the same: the same
+    codec writes them, in the same order.
+
+    For new indexes only (a full build): merging existing segments goes
+    through Whoosh's pool, which this writer does not write out.
+    """
+
+    def __init__(self, ix, **kwargs):
+        super().__init__(ix, **kwargs)
+        if self.segments:
+            raise ValueError("_Writer writes new indexes only")
+        self._postings: dict[str, dict[bytes, tuple]] = defaultdict(dict)
+        self._lengths: dict[str, dict[int, int]] = defaultdict(dict)
+
+    def add_document(self, **values):
+        self._check_state()
+        perdoc = self.perdocwriter
+        docnum = self.docnum
+        perdoc.start_doc(docnum)
+        try:
+            for name in sorted(n for n in values if not n.startswith("_")):
+                value = values[name]
+                if value is None:
+                    continue
+                field = self.schema[name]
+                length = 0
+                if field.indexed:
+                    terms = self._postings[name]
+                    for tbytes, freq, weight, vbytes in field.index(value):
+                        entry = terms.get(tbytes)
+                        if entry is None:
+                            entry = terms[tbytes] = (array("I"), array("f"), [])
+                        entry[0].append(docnum)
+                        entry[1].append(weight)
+                        entry[2].append(vbytes)
+                        length += freq
+                    if not field.scorable:
+                        length = 0
+                    elif length:
+                        self._lengths[name][docnum] = byte_to_length(length_to_byte(length))
+                stored = values.get(f"_stored_{name}", value)
+                perdoc.add_field(name, field, stored if field.stored else None, length)
+                if field.column_type:
+                    perdoc.add_column_value(name, field.column_type, field.to_column_value(stored))
+        except Exception:
+            perdoc.cancel_doc()
+            raise
+        perdoc.finish_doc()
+        self._added = True
+        self.docnum += 1
+
+    def commit_segments(self, segments: list) -> None:
+        """Commit a table of contents listing *segments* (written by other _Writers on this index)."""
+        self._check_state()
+        self._close_segment()
+        self._commit_toc(segments)
+        self._finish()
+
+    def _flush_segment(self):
+        self.perdocwriter.close()
+        out = self.fieldwriter
+        for name in sorted(self._postings):
+            terms = self._postings.pop(name)
+            lengths = self._lengths.get(name, {})
+            out.start_field(name, self.schema[name])
+            for tbytes in sorted(terms):
+                docnums, weights, encoded = terms[tbytes]
+                out.start_term(tbytes)
+                add = out.add
+                for docnum, weight, vbytes in zip(docnums, weights, encoded):
+                    add(docnum, weight, vbytes, lengths.get(docnum))
+                out.finish_term()
+            out.finish_field()
+        self.fieldwriter.close()
 
 
 def schema() -> fields.Schema:
@@ -368,29 +452,94 @@ def _document(article: Article) -> dict:
     return doc
 
 
-def _prepared(sources: list[Source], workers: int):
-    """Yield prepared documents in order, analysed in *workers* processes when there are many.
+def _write_here(ix, sources: list[Source], bar: Progress) -> list[tuple]:
+    """Analyse and write every article in this process, as one segment."""
+    writer = _Writer(ix, compound=False)
+    outcomes = []
+    try:
+        for i, source in enumerate(sources):
+            outcomes.append(_add(writer, i, source))
+            bar.step()
+        writer.commit()
+    except BaseException:
+        writer.cancel()
+        raise
+    return outcomes
 
-    At most a few batches are in flight, so that analysed documents never
-    pile up in memory while the writer is busy (Executor.map would submit
-    them all at once).
+
+def _add(writer: "_Writer", i: int, source: Source) -> tuple:
+    """Read, analyse and add one article: (i, rel, slug or None, problem, sha1)."""
+    rel, doc, problem, sha1 = _prepare(source)
+    if doc is None:
+        return i, rel, None, problem, sha1
+    writer.add_document(**doc)
+    return i, rel, doc["slug"], None, sha1
+
+
+def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) -> list[tuple]:
+    """Analyse and write the articles in *workers* processes, each writing a segment of its own.
+
+    Whoosh writes a segment in Python, so one writing process would be the
+    bottleneck; here the writing is shared like the analysis.  Batches go
+    round-robin (worker k takes batches k, k + workers, ...), so the same
+    content always gives the same segments.  The table of contents listing
+    them is written here, once all are done.
     """
-    if workers <= 1 or len(sources) < 50:
-        yield from map(_prepare, sources)
-        return
-    batches = [sources[i:i + BATCH] for i in range(0, len(sources), BATCH)]
-    with ProcessPoolExecutor(workers) as pool:
-        pending: deque = deque()
+    batches = [list(enumerate(sources))[i:i + BATCH] for i in range(0, len(sources), BATCH)]
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    procs = [context.Process(target=_segment_worker, args=(ix, batches[k::workers], k, results), daemon=True)
+             for k in range(workers)]
+    outcomes: list[tuple] = []
+    segments: dict[int, object] = {}
+    try:
+        for proc in procs:
+            proc.start()
+        while len(segments) < workers:
+            try:
+                kind, k, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise SearchError(f"an indexing process died (exit code {dead[0]}); "
+                                      "the previous index is still being served") from None
+                continue
+            if kind == "batch":
+                outcomes.extend(payload)
+                bar.step(len(payload))
+            elif kind == "segment":
+                segments[k] = payload
+            else:
+                raise SearchError(f"indexing failed: {payload}")
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    writer = _Writer(ix, compound=False)
+    writer.commit_segments([segments[k] for k in sorted(segments) if segments[k] is not None])
+    return outcomes
+
+
+def _segment_worker(ix, batches: list[list[tuple[int, Source]]], k: int, results) -> None:
+    """In a worker process: add the articles of *batches* to a new segment, report each batch."""
+    try:
+        writer = _Writer(ix, compound=False, _lk=False)
         for batch in batches:
-            pending.append(pool.submit(_prepare_batch, batch))
-            if len(pending) >= workers * 3:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-
-
-def _prepare_batch(batch: list[Source]) -> list:
-    return [_prepare(source) for source in batch]
+            results.put(("batch", k, [_add(writer, i, source) for i, source in batch]))
+        segment = None
+        if writer._added:
+            segment = writer._finalize_segment()
+        else:
+            writer._close_segment()
+        results.put(("segment", k, segment))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which fails the build
+        if isinstance(e, OSError):
+            results.put(("error", k, disk_error_message(e)))
+        else:
+            results.put(("error", k, f"{type(e).__name__}: {e}"))
 
 
 def default_workers() -> int:
@@ -415,30 +564,31 @@ def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: i
         tmp.mkdir()
         try:
             ix = whoosh_index.create_in(str(tmp), schema())
-            writer = ix.writer(limitmb=POOL_MB, compound=False)
-            manifest = {}
             bar = Progress("indexing", len(sources), progress)
-            by_rel = {s.rel: s for s in sources}
+            workers = workers or default_workers()
+            if workers > 1 and len(sources) >= 50:
+                outcomes = _write_in_workers(ix, sources, workers, bar)
+            else:
+                outcomes = _write_here(ix, sources, bar)
+            bar.close()
+            manifest = {}
             slugs: dict[str, str] = {}
-            try:
-                for rel, doc, problem, sha1 in _prepared(sources, workers or default_workers()):
-                    bar.step()
-                    if doc is None:
-                        report.skipped.append((rel, problem))
-                        continue
-                    if doc["slug"] in slugs:
-                        report.skipped.append((rel, f"slug {doc['slug']!r} is already used by {slugs[doc['slug']]}"))
-                        continue
-                    slugs[doc["slug"]] = rel
-                    writer.add_document(**doc)
-                    src = by_rel[rel]
-                    manifest[rel] = [src.size, src.mtime_ns, sha1, doc["slug"]]
+            duplicates = []
+            for i, rel, slug, problem, sha1 in sorted(outcomes):  # in file order: the first one keeps a slug
+                if slug is None:
+                    report.skipped.append((rel, problem))
+                elif slug in slugs:
+                    report.skipped.append((rel, f"slug {slug!r} is already used by {slugs[slug]}"))
+                    duplicates.append(rel)
+                else:
+                    slugs[slug] = rel
+                    manifest[rel] = [sources[i].size, sources[i].mtime_ns, sha1, slug]
                     report.indexed += 1
-                bar.close()
-                writer.commit()
-            except BaseException:
-                writer.cancel()
-                raise
+            if duplicates:
+                writer = ix.writer()
+                for rel in duplicates:
+                    writer.delete_by_term("path", rel)
+                writer.commit(merge=False)
             _write_manifest(tmp, manifest)
             _write_atomic(tmp / INFO, json.dumps(_info(report.indexed)))
             previous = _served_name(index_dir)

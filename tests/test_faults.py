@@ -229,6 +229,23 @@ def site(corpus, tmp_path):
 
 
 @pytest.mark.slow
+def test_build_whose_worker_process_dies_fails_cleanly(site):
+    """A writing worker killed mid-build: the build says so, and the previous index is still served."""
+    content, index, _ = site
+    write_articles(content, N_ARTICLES, 20)
+    old_current = (index / "CURRENT").read_text()
+    proc = run(cli_args("build", content, index, "--workers", "2"), SEARCH_TEST_KILL_AT="analysis")
+    assert_clean_failure(proc, "indexing process died", "previous index is still being served")
+    assert (index / "CURRENT").read_text() == old_current
+    assert not build_dirs(index)
+    assert_serving(index, N_ARTICLES)
+    result = run(cli_args("build", content, index, "--workers", "2"))
+    assert result.returncode == 0, result.stderr
+    assert "indexed 420" in result.stdout
+    assert_serving(index, N_ARTICLES + 20, probe=N_ARTICLES + 3)
+
+
+@pytest.mark.slow
 def test_build_killed_at_any_point_leaves_the_previous_index_serving(site):
     content, index, _ = site
     write_articles(content, N_ARTICLES, 20)  # the next complete build has 420 documents

@@ -15,8 +15,14 @@ from .conftest import write_article
 
 
 def slugs(index_dir, q=""):
-    result = Searcher(index_dir).search(q, per_page=50)
-    return sorted(h.slug for h in result.hits)
+    """Every slug the query finds, all pages."""
+    searcher, found, page = Searcher(index_dir), [], 1
+    while True:
+        result = searcher.search(q, per_page=50, page=page)
+        found.extend(h.slug for h in result.hits)
+        if len(found) >= result.total or not result.hits:
+            return sorted(found)
+        page += 1
 
 
 def test_build_indexes_every_article(workdir):
@@ -33,7 +39,10 @@ def test_build_with_worker_processes_gives_the_same_index(workdir, tmp_path):
         write_article(content, f"extra-{n}.md", f"追加記事{n}", body=f"本文{n}です。")
     build(content, index, workers=2)
     build(content, tmp_path / "single", workers=1)
+    assert len(slugs(index)) == 68
     assert slugs(index) == slugs(tmp_path / "single")
+    for q in ("追加記事", "本文", "ロボット", "泳ぐ"):
+        assert slugs(index, q) == slugs(tmp_path / "single", q)
     assert Searcher(index).search("追加記事", per_page=1).total == 60
 
 
@@ -86,6 +95,24 @@ def test_duplicate_slug_is_skipped_with_the_other_file_named(workdir):
     report = build(content, index, workers=1)
     assert any("already used by" in why for _, why in report.skipped)
     assert slugs(index).count("ts54") == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_duplicate_slug_keeps_the_first_file_with_worker_processes(workdir, workers):
+    """Files written by different processes: the first in file order keeps the slug, whatever process took it."""
+    content, index = workdir
+    for n in range(60):
+        write_article(content, f"extra-{n:02d}.md", f"追加記事{n}", body=f"本文{n}です。")
+    write_article(content, "zz-copy.md", "重複した記事", slug="extra-03", body="重複の本文です。")
+    write_article(content, "aa-first.md", "先の記事", slug="shared", body="先の本文です。")
+    write_article(content, "ab-second.md", "後の記事", slug="shared", body="後の本文です。")
+    report = build(content, index, workers=workers)
+    assert sorted(rel for rel, _ in report.skipped) == ["ab-second.md", "zz-copy.md"]
+    assert report.indexed == 8 + 60 + 1
+    assert slugs(index, "重複") == [] and slugs(index, "後の本文") == []
+    assert slugs(index, "先の本文") == ["shared"]
+    assert len(slugs(index)) == 69
+    assert Searcher(index).search("本文", per_page=1).total == 61
 
 
 def test_rebuild_switches_generation_and_keeps_only_one_old(workdir):
