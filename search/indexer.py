@@ -17,6 +17,7 @@ writes new segment files and then atomically replaces the table of contents.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import fcntl
@@ -48,6 +49,10 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INFO = "info.json"
 BATCH = 16  # articles per task sent to an analysis process
+# Postings a writing process holds before it writes them out as a segment:
+# ~100 bytes each, so two workers stay well under 500 MB on any corpus
+# (the large corpus, 6.3 million postings, makes about eight segments).
+SEGMENT_POSTINGS = 800_000
 
 
 class Preindexed(str):
@@ -106,9 +111,9 @@ class _Writer(SegmentWriter):
     commit, spills pickled runs to disk past its size limit, and then reads
     every document's field length back from the segment once per posting.
     Here each document's postings are appended to per-term arrays (docnums,
-    weights, encoded values), terms are sorted once per field at commit, and
-    lengths come from memory.  The files written are the same: the same
-    codec writes them, in the same order.
+    weights, and the encoded values end to end), terms are sorted once per
+    field at commit, and lengths come from memory.  The files written are
+    the same: the same codec writes them, in the same order.
 
     For new indexes only (a full build): merging existing segments goes
     through Whoosh's pool, which this writer does not write out.
@@ -120,6 +125,7 @@ class _Writer(SegmentWriter):
             raise ValueError("_Writer writes new indexes only")
         self._postings: dict[str, dict[bytes, tuple]] = defaultdict(dict)
         self._lengths: dict[str, dict[int, int]] = defaultdict(dict)
+        self.postings = 0  # held in memory, for the caller to start a new segment past a budget
 
     def add_document(self, **values):
         self._check_state()
@@ -138,11 +144,13 @@ class _Writer(SegmentWriter):
                     for tbytes, freq, weight, vbytes in field.index(value):
                         entry = terms.get(tbytes)
                         if entry is None:
-                            entry = terms[tbytes] = (array("I"), array("f"), [])
+                            entry = terms[tbytes] = (array("I"), array("f"), array("I"), bytearray())
                         entry[0].append(docnum)
                         entry[1].append(weight)
-                        entry[2].append(vbytes)
+                        entry[2].append(len(entry[3]))
+                        entry[3].extend(vbytes or b"")
                         length += freq
+                        self.postings += 1
                     if not field.scorable:
                         length = 0
                     elif length:
@@ -173,11 +181,14 @@ class _Writer(SegmentWriter):
             lengths = self._lengths.get(name, {})
             out.start_field(name, self.schema[name])
             for tbytes in sorted(terms):
-                docnums, weights, encoded = terms[tbytes]
+                docnums, weights, starts, values = terms[tbytes]
+                values = bytes(values)
+                ends = starts[1:]
+                ends.append(len(values))
                 out.start_term(tbytes)
                 add = out.add
-                for docnum, weight, vbytes in zip(docnums, weights, encoded):
-                    add(docnum, weight, vbytes, lengths.get(docnum))
+                for docnum, weight, start, end in zip(docnums, weights, starts, ends):
+                    add(docnum, weight, values[start:end], lengths.get(docnum))
                 out.finish_term()
             out.finish_field()
         self.fieldwriter.close()
@@ -453,18 +464,42 @@ def _document(article: Article) -> dict:
 
 
 def _write_here(ix, sources: list[Source], bar: Progress) -> list[tuple]:
-    """Analyse and write every article in this process, as one segment."""
-    writer = _Writer(ix, compound=False)
-    outcomes = []
-    try:
-        for i, source in enumerate(sources):
-            outcomes.append(_add(writer, i, source))
-            bar.step()
-        writer.commit()
-    except BaseException:
-        writer.cancel()
-        raise
+    """Analyse and write every article in this process."""
+    outcomes: list[tuple] = []
+
+    def done(batch: list[tuple]) -> None:
+        outcomes.extend(batch)
+        bar.step(len(batch))
+
+    segments = _write_segments(ix, [[(i, s)] for i, s in enumerate(sources)], done)
+    _Writer(ix, compound=False).commit_segments(segments)
     return outcomes
+
+
+def _write_segments(ix, batches: list[list[tuple[int, Source]]], done) -> list:
+    """Add the articles of *batches* to new segments; call done(outcomes) after each batch.
+
+    A segment's postings are held in memory until it is written, so a new
+    segment is started past SEGMENT_POSTINGS of them: that bounds the memory
+    of a build whatever the size of the corpus.
+    """
+    segments = []
+    writer = _Writer(ix, compound=False, _lk=False)
+    try:
+        for batch in batches:
+            done([_add(writer, i, source) for i, source in batch])
+            if writer.postings >= SEGMENT_POSTINGS:
+                segments.append(writer._finalize_segment())
+                writer = _Writer(ix, compound=False, _lk=False)
+        if writer._added:
+            segments.append(writer._finalize_segment())
+        else:
+            writer._close_segment()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            writer._close_segment()
+        raise
+    return segments
 
 
 def _add(writer: "_Writer", i: int, source: Source) -> tuple:
@@ -491,7 +526,7 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
     procs = [context.Process(target=_segment_worker, args=(ix, batches[k::workers], k, results), daemon=True)
              for k in range(workers)]
     outcomes: list[tuple] = []
-    segments: dict[int, object] = {}
+    segments: dict[int, list] = {}
     try:
         for proc in procs:
             proc.start()
@@ -507,7 +542,7 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
             if kind == "batch":
                 outcomes.extend(payload)
                 bar.step(len(payload))
-            elif kind == "segment":
+            elif kind == "segments":
                 segments[k] = payload
             else:
                 raise SearchError(f"indexing failed: {payload}")
@@ -518,23 +553,15 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-    writer = _Writer(ix, compound=False)
-    writer.commit_segments([segments[k] for k in sorted(segments) if segments[k] is not None])
+    _Writer(ix, compound=False).commit_segments([s for k in sorted(segments) for s in segments[k]])
     return outcomes
 
 
 def _segment_worker(ix, batches: list[list[tuple[int, Source]]], k: int, results) -> None:
-    """In a worker process: add the articles of *batches* to a new segment, report each batch."""
+    """In a worker process: write the articles of *batches* to new segments, reporting each batch."""
     try:
-        writer = _Writer(ix, compound=False, _lk=False)
-        for batch in batches:
-            results.put(("batch", k, [_add(writer, i, source) for i, source in batch]))
-        segment = None
-        if writer._added:
-            segment = writer._finalize_segment()
-        else:
-            writer._close_segment()
-        results.put(("segment", k, segment))
+        segments = _write_segments(ix, batches, lambda outcomes: results.put(("batch", k, outcomes)))
+        results.put(("segments", k, segments))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which fails the build
         if isinstance(e, OSError):
             results.put(("error", k, disk_error_message(e)))

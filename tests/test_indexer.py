@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -235,3 +236,37 @@ def test_progress_bar_only_on_a_terminal(workdir):
     proc = subprocess.run([sys.executable, "-m", "search", "build", "--content", str(content), "--index", str(index)],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "indexing [" not in proc.stderr
+
+
+def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
+    """The build's writer (postings as arrays per term) against Whoosh's own SegmentWriter, same documents."""
+    from whoosh import index as whoosh_index
+
+    from search.indexer import Report, _prepare, _Writer, scan, schema
+
+    content = Path(__file__).resolve().parents[1] / "content"
+    docs = [doc for _, doc, _, _ in map(_prepare, scan(content, Report())) if doc]
+    assert len(docs) >= 30
+    readers = {}
+    for name, make in (("whoosh", lambda ix: ix.writer()), ("ours", lambda ix: _Writer(ix))):
+        (tmp_path / name).mkdir()
+        ix = whoosh_index.create_in(str(tmp_path / name), schema())
+        writer = make(ix)
+        for doc in docs:
+            writer.add_document(**doc)
+        writer.commit()
+        readers[name] = ix.reader()
+    ours, theirs = readers["ours"], readers["whoosh"]
+    terms = list(theirs.all_terms())
+    assert list(ours.all_terms()) == terms and len(terms) > 5_000
+    for fieldname, text in terms:
+        for kind in ("weight", "positions"):
+            a, b = ours.postings(fieldname, text), theirs.postings(fieldname, text)
+            if b.supports(kind):
+                assert list(a.items_as(kind)) == list(b.items_as(kind)), (fieldname, text, kind)
+        assert ours.term_info(fieldname, text).max_length() == theirs.term_info(fieldname, text).max_length()
+    for docnum in range(len(docs)):
+        assert ours.stored_fields(docnum) == theirs.stored_fields(docnum)
+        for fieldname in ("title", "tags", "abstract", "body"):
+            assert ours.doc_field_length(docnum, fieldname) == theirs.doc_field_length(docnum, fieldname)
+    assert ours.field_length("body") == theirs.field_length("body")

@@ -93,10 +93,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -104,13 +104,18 @@ def rss_kb(pid: int) -> int:
 
 
 class TreeRss(threading.Thread):
-    """Samples the summed VmRSS of a process and its descendants (peak over the samples)."""
+    """Samples the summed VmRSS of a process and its descendants (peak over the samples).
+
+    Also the summed RssAnon (private memory: VmRSS counts the mmapped UniDic
+    dictionary, shared by all the processes, once per process).
+    """
 
     def __init__(self, pid: int, interval: float = 0.25):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_kb = 0
         self.peak_procs = 0
+        self.peak_anon_kb = 0
         self._halt = threading.Event()
 
     def run(self):
@@ -119,6 +124,7 @@ class TreeRss(threading.Thread):
             total = sum(rss_kb(p) for p in pids)
             if total > self.peak_kb:
                 self.peak_kb, self.peak_procs = total, len(pids)
+            self.peak_anon_kb = max(self.peak_anon_kb, sum(rss_kb(p, "RssAnon") for p in pids))
             self._halt.wait(self.interval)
 
     def stop(self):
@@ -155,6 +161,7 @@ def run_timed(cmd: list[str], env=None, sample_tree=False) -> dict:
     if sampler:
         res["tree_rss_peak_mb"] = sampler.peak_kb / 1024
         res["tree_rss_peak_procs"] = sampler.peak_procs
+        res["tree_anon_peak_mb"] = sampler.peak_anon_kb / 1024
     res["stderr"] = err_s[-2000:]
     return res
 
@@ -497,6 +504,8 @@ def render(R: dict) -> str:
                  "/usr/bin/time -v (wait4 ru_maxrss: largest of the CLI and its pool workers)"))
     rows.append(("full build: peak RSS (sum of process tree)", f(b.get("tree_rss_peak_mb"), 0, " MB"),
                  f"sampled every 0.25 s over {b.get('tree_rss_peak_procs')} processes"))
+    rows.append(("full build: peak private memory (sum of RssAnon)", f(b.get("tree_anon_peak_mb"), 0, " MB"),
+                 "the shared, mmapped dictionary counted once at most"))
     rows.append(("index size on disk", f(b["index_bytes"] / 1e6, 2, " MB"), f"du {b['index_bytes_du'] / 1e6:.2f} MB"))
     u = R.get("update")
     if u:
