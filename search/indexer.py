@@ -49,10 +49,13 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INFO = "info.json"
 BATCH = 16  # articles per task sent to an analysis process
-# Postings a writing process holds before it writes them out as a segment:
-# ~100 bytes each, so two workers stay well under 500 MB on any corpus
-# (the large corpus, 6.3 million postings, makes about eight segments).
-SEGMENT_POSTINGS = 800_000
+# Postings a writing process holds before it writes them out as a segment
+# (~35 bytes each with their terms), which bounds the memory of a build
+# whatever the size of the corpus: the large corpus (6.3 million postings)
+# makes five or six segments and peaks under 500 MB of private memory over
+# all processes.  Fewer, bigger segments answer queries faster (8 segments
+# cost ~30% more query time than 2 on the large corpus), at more memory.
+SEGMENT_POSTINGS = 1_500_000
 
 
 class Preindexed(str):
@@ -104,16 +107,67 @@ class JapaneseText(fields.TEXT):
                                   for word, where in positions.items()])
 
 
+_END = 0xFFFFFFFF  # no next posting
+
+
+class _FieldPostings:
+    """The postings of one field of a segment being written, in flat arrays.
+
+    A posting is a slot in the parallel arrays (docnum, weight, where its
+    encoded value starts in ``values``, the slot of the term's next
+    posting); a term is the slots of its first and last posting.  About 20
+    bytes a posting and 70 a term, where a Python object per term or per
+    posting would cost hundreds: the memory of a build is mostly this.
+    """
+
+    __slots__ = ("ids", "heads", "tails", "docnums", "weights", "starts", "nexts", "values")
+
+    def __init__(self):
+        self.ids: dict[bytes, int] = {}
+        self.heads, self.tails = array("I"), array("I")
+        self.docnums, self.weights, self.starts, self.nexts = array("I"), array("f"), array("I"), array("I")
+        self.values = bytearray()
+
+    def add(self, tbytes: bytes, docnum: int, weight: float, vbytes: bytes) -> None:
+        slot = len(self.docnums)
+        tid = self.ids.get(tbytes)
+        if tid is None:
+            self.ids[tbytes] = len(self.heads)
+            self.heads.append(slot)
+            self.tails.append(slot)
+        else:
+            self.nexts[self.tails[tid]] = slot
+            self.tails[tid] = slot
+        self.docnums.append(docnum)
+        self.weights.append(weight)
+        self.starts.append(len(self.values))
+        self.nexts.append(_END)
+        self.values.extend(vbytes)
+
+    def terms(self):
+        """(term, [(docnum, weight, encoded value), ...]) in term order."""
+        values = bytes(self.values)
+        starts, ends = self.starts, self.starts[1:]
+        ends.append(len(values))
+        docnums, weights, nexts = self.docnums, self.weights, self.nexts
+        for tbytes in sorted(self.ids):
+            slot, postings = self.heads[self.ids[tbytes]], []
+            while slot != _END:
+                postings.append((docnums[slot], weights[slot], values[starts[slot]:ends[slot]]))
+                slot = nexts[slot]
+            yield tbytes, postings
+
+
 class _Writer(SegmentWriter):
-    """Whoosh's SegmentWriter with the new segment's postings kept as arrays per term.
+    """Whoosh's SegmentWriter with the new segment's postings in flat arrays.
 
     Whoosh's PostingPool holds one tuple per posting, sorts them all at
     commit, spills pickled runs to disk past its size limit, and then reads
     every document's field length back from the segment once per posting.
-    Here each document's postings are appended to per-term arrays (docnums,
-    weights, and the encoded values end to end), terms are sorted once per
-    field at commit, and lengths come from memory.  The files written are
-    the same: the same codec writes them, in the same order.
+    Here each document's postings go to flat arrays (:class:`_FieldPostings`),
+    terms are sorted once per field at commit, and lengths come from memory.
+    The files written are the same: the same codec writes them, in the same
+    order.
 
     For new indexes only (a full build): merging existing segments goes
     through Whoosh's pool, which this writer does not write out.
@@ -123,7 +177,7 @@ class _Writer(SegmentWriter):
         super().__init__(ix, **kwargs)
         if self.segments:
             raise ValueError("_Writer writes new indexes only")
-        self._postings: dict[str, dict[bytes, tuple]] = defaultdict(dict)
+        self._postings: dict[str, _FieldPostings] = defaultdict(_FieldPostings)
         self._lengths: dict[str, dict[int, int]] = defaultdict(dict)
         self.postings = 0  # held in memory, for the caller to start a new segment past a budget
 
@@ -140,15 +194,9 @@ class _Writer(SegmentWriter):
                 field = self.schema[name]
                 length = 0
                 if field.indexed:
-                    terms = self._postings[name]
+                    add = self._postings[name].add
                     for tbytes, freq, weight, vbytes in field.index(value):
-                        entry = terms.get(tbytes)
-                        if entry is None:
-                            entry = terms[tbytes] = (array("I"), array("f"), array("I"), bytearray())
-                        entry[0].append(docnum)
-                        entry[1].append(weight)
-                        entry[2].append(len(entry[3]))
-                        entry[3].extend(vbytes or b"")
+                        add(tbytes, docnum, weight, vbytes)
                         length += freq
                         self.postings += 1
                     if not field.scorable:
@@ -177,18 +225,14 @@ class _Writer(SegmentWriter):
         self.perdocwriter.close()
         out = self.fieldwriter
         for name in sorted(self._postings):
-            terms = self._postings.pop(name)
+            postings = self._postings.pop(name)
             lengths = self._lengths.get(name, {})
             out.start_field(name, self.schema[name])
-            for tbytes in sorted(terms):
-                docnums, weights, starts, values = terms[tbytes]
-                values = bytes(values)
-                ends = starts[1:]
-                ends.append(len(values))
+            add = out.add
+            for tbytes, term_postings in postings.terms():
                 out.start_term(tbytes)
-                add = out.add
-                for docnum, weight, start, end in zip(docnums, weights, starts, ends):
-                    add(docnum, weight, values[start:end], lengths.get(docnum))
+                for docnum, weight, vbytes in term_postings:
+                    add(docnum, weight, vbytes, lengths.get(docnum))
                 out.finish_term()
             out.finish_field()
         self.fieldwriter.close()
