@@ -18,7 +18,7 @@ import unicodedata
 import weakref
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 
 from whoosh import query as wq
@@ -347,12 +347,9 @@ class Searcher:
         reader = snap.searcher.reader()
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
             for start in prefixes:
-                for n, term in enumerate(reader.expand_prefix(fieldname, start)):
-                    if n >= 200:
-                        break
-                    term = _text(term)
+                for term, df in _prefixed(reader, fieldname, start, 200):
                     if term[:1] not in (analysis.VARIANT, READING):
-                        add(term, "word", weight * reader.doc_frequency(fieldname, term))
+                        add(term, "word", weight * df)
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
@@ -360,24 +357,29 @@ class Searcher:
         return [{"text": head + word, "word": word, "kind": kind} for _, word, kind in ranked]
 
     def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
-        """Written forms of title words whose reading starts with *kana*."""
+        """Written forms of title words whose reading starts with *kana*, most frequent first."""
         reader = snap.searcher.reader()
+        candidates = sorted(_prefixed(reader, "title", READING + kana, 50), key=lambda c: -c[1])
         found = []
-        for n, term in enumerate(reader.expand_prefix("title", READING + kana)):
-            if n >= 50:
-                break
-            term = _text(term)
-            df = reader.doc_frequency("title", term)
-            postings = reader.postings("title", term)
-            if not postings.is_active():
-                continue
-            title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
-            for unit in analysis.units(title):
-                if unit.reading == term[1:]:
-                    found.append((title[unit.start:unit.end], df))
+        for term, df in candidates:  # the most frequent first: titles are analysed only until *limit* are found
+            written = self._written_form(snap, term)
+            if written is not None:
+                found.append((written, df))
+                if len(found) == limit:
                     break
-        found.sort(key=lambda x: -x[1])
-        return found[:limit]
+        return found
+
+    @staticmethod
+    def _written_form(snap, reading_term: str) -> str | None:
+        """How the first title with the reading term writes the word (None if MeCab reads it otherwise now)."""
+        postings = snap.searcher.reader().postings("title", reading_term)
+        if not postings.is_active():
+            return None
+        title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
+        for unit in analysis.units(title):
+            if unit.reading == reading_term[1:]:
+                return title[unit.start:unit.end]
+        return None
 
     # -- searching --
 
@@ -569,6 +571,15 @@ class Searcher:
 def _text(term) -> str:
     """Whoosh hands lexicon terms back as UTF-8 bytes."""
     return term.decode("utf-8") if isinstance(term, bytes) else term
+
+
+def _prefixed(reader, fieldname: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+    """The first *limit* terms of the field that start with *prefix*, with their document frequencies.
+
+    One pass over the term index: the frequency comes with each term's info
+    instead of a second lookup per term.
+    """
+    return [(_text(term), info.doc_frequency()) for term, info in islice(reader.iter_prefix(fieldname, prefix), limit)]
 
 
 def _top(snap, raw: dict[int, float], needed: int) -> dict[int, float]:
