@@ -756,7 +756,7 @@ class _QueryBuilder:
         return terms[0] if len(terms) == 1 else wq.Or(terms)
 
     def _indexed(self, fieldname: str, term: str) -> bool:
-        return self.reader.doc_frequency(fieldname, term) > 0
+        return self.postings.doc_frequency(fieldname, term) > 0
 
     def _reading_query(self, text: str, highlight: bool):
         """Kana typed for a word written in kanji: match the indexed readings.
@@ -788,7 +788,7 @@ class _QueryBuilder:
 
         def indexed(piece):
             if piece not in known:
-                known[piece] = any(self.reader.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
+                known[piece] = any(self.postings.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
             return known[piece]
 
         best: list[list[str] | None] = [None] * (n + 1)
@@ -806,9 +806,18 @@ class _Postings:
 
     def __init__(self, reader):
         self.reader = reader
+        self._frequencies: dict[tuple[str, str], int] = {}
         self._weights: dict[tuple[str, str], dict[int, float]] = {}
         self._docs: dict[tuple[str, str], frozenset[int]] = {}
         self._phrases: dict[tuple, frozenset[int]] = {}
+
+    def doc_frequency(self, fieldname: str, term: str) -> int:
+        """In how many documents the field has the term (asked of the index once per search)."""
+        key = (fieldname, term)
+        found = self._frequencies.get(key)
+        if found is None:
+            found = self._frequencies[key] = self.reader.doc_frequency(fieldname, term)
+        return found
 
     def weights(self, fieldname: str, term: str) -> dict[int, float]:
         """Each live document with the term in the field, and the term's frequency there."""
@@ -816,7 +825,7 @@ class _Postings:
         found = self._weights.get(key)
         if found is None:
             found = {}
-            if self.reader.doc_frequency(fieldname, term):
+            if self.doc_frequency(fieldname, term):
                 m = self.reader.postings(fieldname, term)
                 while m.is_active():
                     found[m.id()] = m.weight()
