@@ -452,7 +452,7 @@ class Searcher:
         else:
             ranked = sorted(scores, key=lambda d: (-scores[d], -snap.days[d], d))
         page_docs = ranked[(page - 1) * per_page:needed]
-        marker = _Marker(builder.highlight_terms, builder.needles)
+        marker = _Marker(builder.highlight_terms, builder.needles, builder.words)
         in_body = [postings.docs("body", term) for term in builder.highlight_terms]
         hits = [self._hit(snap, d, scores[d], marker, any(d in docs for docs in in_body)) for d in page_docs]
         facets = {
@@ -677,6 +677,7 @@ class _QueryBuilder:
         self.has_compounds = False
         self.highlight_terms: set[str] = set()
         self.needles: set[str] = set()
+        self.words: set[str] = set()  # the needles that are whole words (not a verb's stem)
 
     def build(self, parsed: ParsedQuery):
         clauses = []
@@ -729,6 +730,7 @@ class _QueryBuilder:
             for unit in units:
                 self.needles.add(_stem(unit.text))
                 self.needles.update(_stem(v) for v in unit.variants)
+                self.words.update(w for w in (unit.text, *unit.variants) if _stem(w) == w)
                 self.highlight_terms.update(a.term for a in alternatives(unit))
         if len(units) > 1:
             self.has_compounds = self.has_compounds or not phrase
@@ -989,11 +991,12 @@ def _stem(form: str) -> str:
 class _Marker:
     """Finds the best passage for a query and marks the words the query matched."""
 
-    def __init__(self, terms: set[str], needles: set[str]):
+    def __init__(self, terms: set[str], needles: set[str], words: set[str] = frozenset()):
         self.terms = terms
         # Longest first, then alphabetical: a set's order changes with PYTHONHASHSEED, and the first
         # needles fill the 200 positions a snippet looks at, so two workers chose different snippets.
         self.needles = sorted({n for n in needles if n}, key=lambda n: (-len(n), n))
+        self.words = words
         self.active = bool(terms)
         self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
 
@@ -1016,31 +1019,80 @@ class _Marker:
 
     def mark(self, text: str) -> tuple[str, str, int]:
         """(HTML with <mark>, plain text with \\x02..\\x03 marks, number of marks) of *text*."""
-        out_html, out_text, last, count = [], [], 0, 0
-        marking = False
-        for unit in analysis.units(text):
-            if marking and unit.stop and unit.pos == "助動詞" and unit.start == last:
-                # The inflection of a matched verb belongs to it: <mark>泳いだ</mark>.
-                word = text[unit.start:unit.end]
-                out_html[-1] = out_html[-1][:-7] + html.escape(word) + "</mark>"
-                out_text[-1] = out_text[-1][:-1] + word + "\x03"
-                last = unit.end
-                continue
-            marking = False
-            if unit.stop or not self.matches(unit):
-                continue
-            out_html.append(html.escape(text[last:unit.start]))
-            out_text.append(text[last:unit.start])
-            word = text[unit.start:unit.end]
-            out_html.append(f"<mark>{html.escape(word)}</mark>")
-            out_text.append(f"\x02{word}\x03")
-            last = unit.end
-            count += 1
-            marking = True
+        out_html, out_text, last = [], [], 0
+        spans = self._spans(text)
+        for start, end in spans:
+            word = text[start:end]
+            out_html += (html.escape(text[last:start]), f"<mark>{html.escape(word)}</mark>")
+            out_text += (text[last:start], f"\x02{word}\x03")
+            last = end
         out_html.append(html.escape(text[last:]))
         out_text.append(text[last:])
-        # Words MeCab split (アド|オン) read as one highlighted word.
-        return "".join(out_html).replace("</mark><mark>", ""), "".join(out_text).replace("\x03\x02", ""), count
+        return "".join(out_html), "".join(out_text), len(spans)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the query's words are in *text*, adjacent ones joined (MeCab's アド|オン is one word).
+
+        Found by string search where an occurrence is plainly a whole word;
+        the analyzer decides the rest (a verb's stem, a word inside a longer
+        one), reading only the clauses around them. A text where the string
+        search finds nothing, or that the analyzer would normalise, is
+        analysed whole: it may hold a variant or a reading of a query word.
+        """
+        hits = self._hits(text)
+        if hits is None:
+            return _joined(self._analysed_spans(text))
+        sure = [(start, end) for start, end, whole in hits if whole]
+        clauses = _joined(_clause(text, start, end) for start, end, whole in hits if not whole)
+        if not clauses:
+            return sure
+        spans = [span for span in sure if not any(b <= span[0] < e for b, e in clauses)]
+        for b, e in clauses:
+            spans += ((b + start, b + end) for start, end in self._analysed_spans(text[b:e]))
+        return _joined(sorted(spans))
+
+    def _hits(self, text: str) -> list[tuple[int, int, bool]] | None:
+        """(start, end, plainly a whole word) of the query's words in *text* by string search.
+
+        None when string search cannot be trusted: kana typed for kanji, text
+        the analyzer would normalise (beyond full-width ASCII), or no hit.
+        """
+        if self.by_reading:
+            return None
+        lowered = text.translate(_WIDTH).lower()
+        if len(lowered) != len(text) or not unicodedata.is_normalized("NFKC", lowered):
+            return None
+        found = []
+        for needle in self.needles:
+            whole = needle in self.words  # not a stem (泳 of 泳ぐ), whose inflected end is MeCab's call
+            i = lowered.find(needle)
+            while i >= 0:
+                found.append((i, i + len(needle), whole))
+                i = lowered.find(needle, i + 1)
+        if not found:
+            return None
+        found.sort()
+        hits = [found[0]]
+        for start, end, whole in found[1:]:
+            last_start, last_end, last_whole = hits[-1]
+            if start <= last_end:  # adjacent or overlapping: one word (画像|処理)
+                hits[-1] = (last_start, max(end, last_end), last_whole and whole)
+            else:
+                hits.append((start, end, whole))
+        return [(start, end, whole and _whole_word(lowered, start, end)) for start, end, whole in hits]
+
+    def _analysed_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the units of *text* that match the query, with the inflection that follows a match."""
+        spans = []
+        marking = False
+        for unit in analysis.units(text):
+            if marking and unit.stop and unit.pos == "助動詞" and unit.start == spans[-1][1]:
+                spans[-1] = (spans[-1][0], unit.end)  # the inflection of a matched verb belongs to it: 泳いだ
+                continue
+            marking = not unit.stop and self.matches(unit)
+            if marking:
+                spans.append((unit.start, unit.end))
+        return spans
 
     def snippet(self, body: str, indexed: bool = True) -> tuple[str, str]:
         """The ~120-character passage of *body* with the most query words, marked up.
@@ -1088,6 +1140,82 @@ class _Marker:
                     return _passage(body, begin, end, marked_html, marked_text)
                 break
         return "", ""
+
+
+# Full-width ASCII and the spaces the analyzer folds, one character for one, so that the string
+# search sees what the analyzer would (the ！ and （） of Japanese text are the usual ones).
+_WIDTH = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: " ", 0xA0: " ", ord("…"): " "}
+# Hiragana after a word that starts a particle, not an inflection or a copula: after 設定 in 設定を
+# the word ends, after 簡単 in 簡単に or 学生 in 学生です the analyzer marks the 助動詞 with it
+# (で is either: MeCab reads 仕事で in 仕事では使えない as the copula).
+_PARTICLE_STARTS = frozenset("をがはのともへか")
+_LATIN_PARTICLE_STARTS = _PARTICLE_STARTS | {"に"}  # a technical word is a noun: に is a particle after it
+_CLAUSE_ENDS = "。、!?！？\n"  # where MeCab's reading of one clause does not depend on the next
+_CONNECTORS = frozenset(".-_+#/@&':")  # may join Latin words into one technical word (Node.js, C#)
+_HONORIFIC_PREFIXES = frozenset("おご")  # お茶, ご飯: MeCab may read the prefix into the word
+
+
+def _script(ch: str) -> str:
+    """The kind of character, as far as telling where a word ends goes."""
+    o = ord(ch)
+    if o < 0x80:
+        return "latin" if ch.isalnum() or ch in _CONNECTORS else "other"
+    if 0x3041 <= o <= 0x309F:
+        return "hiragana"
+    if 0x30A1 <= o <= 0x30FF and ch not in "・ヵヶ" or 0x31F0 <= o <= 0x31FF:
+        return "katakana"
+    if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or ch in "々〆ヵヶ":
+        return "kanji"
+    return "other"
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is plainly a word of its own, without asking MeCab.
+
+    Conservative: true only when the characters around it are of another kind
+    (the katakana of テスト next to kanji or punctuation), a kanji or katakana
+    word is followed by a particle rather than okurigana or a copula, and a
+    single kanji has no kana beside it (上 of 上がる).
+    """
+    first, last = _script(text[start]), _script(text[end - 1])
+    if first == "other" or last == "other":
+        return False
+    before = _script(text[start - 1]) if start > 0 else "other"
+    after = _script(text[end]) if end < len(text) else "other"
+    if before == first or after == last:
+        return False
+    if after == "hiragana" and not _particle_follows(text, end, last):
+        return False
+    if before == "hiragana" and (first == "hiragana" or text[start - 1] in _HONORIFIC_PREFIXES):
+        return False
+    if last == "hiragana":
+        return False  # kana words (する, できる) are glued to their endings
+    if end - start == 1 and first == "kanji" and "hiragana" in (before, after):
+        return False
+    return True
+
+
+def _joined(spans) -> list[tuple[int, int]]:
+    """Sorted spans with the adjacent and overlapping ones made one."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _clause(text: str, start: int, end: int) -> tuple[int, int]:
+    """The clause of *text* around start..end: from after the previous 、。!? or line break to the next one."""
+    begin = max(text.rfind(c, 0, start) for c in _CLAUSE_ENDS) + 1
+    ends = [i for i in (text.find(c, end) for c in _CLAUSE_ENDS) if i >= 0]
+    return begin, min(ends) + 1 if ends else len(text)
+
+
+def _particle_follows(text: str, pos: int, script: str) -> bool:
+    """Whether the hiragana at *pos*, after a word of *script*, starts a particle."""
+    return text[pos] in (_LATIN_PARTICLE_STARTS if script == "latin" else _PARTICLE_STARTS)
 
 
 def _head_units(body: str):

@@ -178,6 +178,22 @@ def test_snippet_finds_a_word_typed_in_kana_far_into_the_body(tmp_path):
     assert "<mark>東京</mark>の美術館" in hit.snippet
 
 
+@pytest.mark.parametrize("query, body, marked", [
+    ("京都", "東京都の美術館を出て、京都の寺へ行った。", "東京都の美術館を出て、<mark>京都</mark>の寺へ行った。"),
+    ("テスト", "テストケースを書いてテストを回す。", "<mark>テスト</mark>ケースを書いて<mark>テスト</mark>を回す。"),
+    ("簡単", "設定は簡単にできる。", "設定は<mark>簡単に</mark>できる。"),
+    ("泳ぐ", "魚が泳いだ。", "魚が<mark>泳いだ</mark>。"),
+    ("js", "Node.jsとjsの話。", "<mark>Node.js</mark>と<mark>js</mark>の話。"),
+    ("javascript", "（ＪａｖａＳｃｒｉｐｔ）とJavaScriptの本。", "（<mark>ＪａｖａＳｃｒｉｐｔ</mark>）と<mark>JavaScript</mark>の本。"),
+])
+def test_snippet_marks_whole_words_with_their_inflection(tmp_path, query, body, marked):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "a.md", "無題", body=body)
+    build(content, tmp_path / "index", workers=1)
+    assert Searcher(tmp_path / "index").search(query).hits[0].snippet == marked
+
+
 def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
     content = tmp_path / "content"
     content.mkdir()
