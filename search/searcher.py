@@ -25,7 +25,7 @@ from whoosh import query as wq
 from whoosh.scoring import bm25
 
 from . import analysis
-from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_katakana
+from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_hiragana, to_katakana
 from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
 from .errors import IndexMissing, QueryError
 from .indexer import CURRENT, damaged, open_index, read_info
@@ -43,6 +43,7 @@ SNIPPET_CHARS = 120
 SCAN_CHARS = 6000  # how far into a body the analyzer looks for a variant-only match
 FACET_LIMIT = 30
 SORTS = ("relevance", "date")
+LIGHT_VERBS = frozenset({"する", "為る"})
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -712,7 +713,10 @@ class _QueryBuilder:
 
     def word(self, word: Word, highlight: bool = True):
         """A query for one typed word: its analysed units, plus synonyms and readings."""
-        options = [(self._units_query(query_units(word.text), word.phrase, highlight), 1.0)]
+        units = query_units(word.text)
+        if not (word.phrase or _is_hiragana(word.text)):  # MeCab misreads hiragana: でんししょせき is で|し|せき
+            units = _topic_units(units)
+        options = [(self._units_query(units, word.phrase, highlight), 1.0)]
         if not word.phrase:
             for synonym in self.synonyms.expand(word.text):
                 options.append((self._units_query(query_units(synonym), True, highlight), KIND_WEIGHTS["synonym"]))
@@ -976,6 +980,25 @@ def _boosted(q, weight: float):
     q = q.copy()
     q.boost = q.boost * weight
     return q
+
+
+def _topic_units(units: list[Unit]) -> list[Unit]:
+    """The units of a typed word without the light verb する (移行する: 移行), unless nothing else is left.
+
+    する and its forms are in nearly every article: as a required word it
+    only made the search read the longest posting lists, as a scored one it
+    says nothing about the topic.
+    """
+    kept = [u for u in units if not _is_light_verb(u)]
+    return kept or units
+
+
+def _is_hiragana(text: str) -> bool:
+    return is_kana(text) and to_hiragana(text) == text
+
+
+def _is_light_verb(unit: Unit) -> bool:
+    return unit.pos == "動詞" and (unit.text in LIGHT_VERBS or any(v in LIGHT_VERBS for v in unit.variants))
 
 
 def _stem(form: str) -> str:

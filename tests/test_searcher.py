@@ -194,6 +194,19 @@ def test_snippet_marks_whole_words_with_their_inflection(tmp_path, query, body, 
     assert Searcher(tmp_path / "index").search(query).hits[0].snippet == marked
 
 
+def test_light_verb_is_not_required_except_in_a_quoted_phrase(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "a.md", "移行の記録", body="サーバを移行した。")
+    write_article(content, "b.md", "移行の計画", body="来年の移行に備える。")
+    build(content, tmp_path / "index", workers=1)
+    searcher = Searcher(tmp_path / "index")
+    result = searcher.search("移行する")
+    assert sorted(slugs(result)) == ["a", "b"]
+    assert next(h.snippet for h in result.hits if h.slug == "a") == "サーバを<mark>移行</mark>した。"
+    assert slugs(searcher.search('"移行する"')) == ["a"]
+
+
 def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
     content = tmp_path / "content"
     content.mkdir()
