@@ -16,9 +16,11 @@ import threading
 import time
 import unicodedata
 import weakref
+from array import array
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
-from itertools import chain, islice
+from itertools import chain
 from pathlib import Path
 
 from whoosh import query as wq
@@ -194,6 +196,7 @@ class _Snapshot:
         self.today = dt.date.today().toordinal()
         self.live = frozenset(reader.all_doc_ids())
         self._lengths: dict[str, list[int]] = {}
+        self._lexicon: _Lexicon | None = None
 
     def field_lengths(self, fieldname: str) -> list[int]:
         """Every document's length of the field as BM25F sees it (Whoosh stores it rounded); read on first use."""
@@ -203,6 +206,12 @@ class _Snapshot:
             lengths = [reader.doc_field_length(d, fieldname, 1) for d in range(reader.doc_count_all())]
             self._lengths[fieldname] = lengths
         return lengths
+
+    def lexicon(self) -> "_Lexicon":
+        """The words and readings suggest completes; read on first use (CLI queries never need it)."""
+        if self._lexicon is None:
+            self._lexicon = _Lexicon(self.searcher.reader())
+        return self._lexicon
 
     def close(self):
         """Close the index files (segments are separate files, opened on demand)."""
@@ -214,6 +223,50 @@ def _close_quietly(searcher) -> None:
         searcher.close()
     except Exception:  # a damaged index may fail to close cleanly; nothing to save
         pass
+
+
+class _Lexicon:
+    """The words of the fields suggest completes, and the readings of title words, with their document frequencies.
+
+    Sorted as in the index, so that a prefix is a bisection instead of a walk
+    through Whoosh's term index (two seeks and a decode per term). Variants
+    (=) and readings (~) sort in blocks of their own and are left out of the
+    words: no typed prefix but = or ~ reaches them, and those complete nothing.
+    """
+
+    FIELDS = ("title", "tags", "body")
+
+    def __init__(self, reader):
+        after_variants, after_readings = chr(ord(analysis.VARIANT) + 1), chr(ord(READING) + 1)
+        word_ranges = [("", analysis.VARIANT), (after_variants, READING), (after_readings, None)]
+        self.words = {f: _TermList(reader, f, word_ranges) for f in self.FIELDS}
+        self.title_readings = _TermList(reader, "title", [(READING, after_readings)])
+
+
+class _TermList:
+    """Terms of a field from some ranges of its lexicon, in order, with their document frequencies."""
+
+    def __init__(self, reader, fieldname: str, ranges: list[tuple[str, str | None]]):
+        self.terms: list[str] = []
+        self.frequencies = array("I")
+        if fieldname not in reader.schema:
+            return
+        for low, high in ranges:
+            stop = high.encode("utf-8") if high is not None else None
+            for term, info in reader.iter_field(fieldname, low):
+                if stop is not None and term >= stop:
+                    break
+                self.terms.append(_text(term))
+                self.frequencies.append(info.doc_frequency())
+
+    def prefixed(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """The first *limit* terms that start with *prefix*, with their document frequencies."""
+        terms, found = self.terms, []
+        i = bisect_left(terms, prefix)  # str order is code point order, the index's UTF-8 byte order
+        while i < len(terms) and len(found) < limit and terms[i].startswith(prefix):
+            found.append((terms[i], self.frequencies[i]))
+            i += 1
+        return found
 
 
 class _FacetField:
@@ -345,12 +398,11 @@ class Searcher:
         for key in snap.tags.keys:
             if key.startswith(prefix):
                 add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
-        reader = snap.searcher.reader()
+        words = snap.lexicon().words
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
             for start in prefixes:
-                for term, df in _prefixed(reader, fieldname, start, 200):
-                    if term[:1] not in (analysis.VARIANT, READING):
-                        add(term, "word", weight * df)
+                for term, df in words[fieldname].prefixed(start, 200):
+                    add(term, "word", weight * df)
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
@@ -359,8 +411,7 @@ class Searcher:
 
     def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
         """Written forms of title words whose reading starts with *kana*, most frequent first."""
-        reader = snap.searcher.reader()
-        candidates = sorted(_prefixed(reader, "title", READING + kana, 50), key=lambda c: -c[1])
+        candidates = sorted(snap.lexicon().title_readings.prefixed(READING + kana, 50), key=lambda c: -c[1])
         found = []
         for term, df in candidates:  # the most frequent first: titles are analysed only until *limit* are found
             written = self._written_form(snap, term)
@@ -572,15 +623,6 @@ class Searcher:
 def _text(term) -> str:
     """Whoosh hands lexicon terms back as UTF-8 bytes."""
     return term.decode("utf-8") if isinstance(term, bytes) else term
-
-
-def _prefixed(reader, fieldname: str, prefix: str, limit: int) -> list[tuple[str, int]]:
-    """The first *limit* terms of the field that start with *prefix*, with their document frequencies.
-
-    One pass over the term index: the frequency comes with each term's info
-    instead of a second lookup per term.
-    """
-    return [(_text(term), info.doc_frequency()) for term, info in islice(reader.iter_prefix(fieldname, prefix), limit)]
 
 
 def _top(snap, raw: dict[int, float], needed: int) -> dict[int, float]:

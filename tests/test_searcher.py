@@ -244,6 +244,17 @@ def test_totals_and_facets_stay_exact_after_several_updates(workdir):
     assert s.search("泳ぐ").total == 1
 
 
+def test_suggest_completes_words_of_an_article_added_by_update(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert "ペンギン" not in [c["word"] for c in s.suggest("ペン")]
+    write_article(content, "penguin.md", "ペンギンの行進", body="ペンギンが歩いた。")
+    update(content, index)  # a second segment, and a new generation of the completions
+    assert "ペンギン" in [c["word"] for c in s.suggest("ペン")]
+    assert "行進" in [c["word"] for c in s.suggest("こうし")]
+
+
 def test_compound_word_matches_as_a_phrase_in_every_segment(workdir):
     content, index = workdir
     write_article(content, "apart.md", "離れた語", body="量子を使って計算する。")
