@@ -16,6 +16,8 @@ import threading
 import time
 import unicodedata
 import weakref
+from array import array
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from itertools import chain
@@ -25,7 +27,7 @@ from whoosh import query as wq
 from whoosh.scoring import bm25
 
 from . import analysis
-from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_katakana
+from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_hiragana, to_katakana
 from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
 from .errors import IndexMissing, QueryError
 from .indexer import CURRENT, damaged, open_index, read_info
@@ -43,6 +45,7 @@ SNIPPET_CHARS = 120
 SCAN_CHARS = 6000  # how far into a body the analyzer looks for a variant-only match
 FACET_LIMIT = 30
 SORTS = ("relevance", "date")
+LIGHT_VERBS = frozenset({"する", "為る"})
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -193,6 +196,7 @@ class _Snapshot:
         self.today = dt.date.today().toordinal()
         self.live = frozenset(reader.all_doc_ids())
         self._lengths: dict[str, list[int]] = {}
+        self._lexicon: _Lexicon | None = None
 
     def field_lengths(self, fieldname: str) -> list[int]:
         """Every document's length of the field as BM25F sees it (Whoosh stores it rounded); read on first use."""
@@ -202,6 +206,12 @@ class _Snapshot:
             lengths = [reader.doc_field_length(d, fieldname, 1) for d in range(reader.doc_count_all())]
             self._lengths[fieldname] = lengths
         return lengths
+
+    def lexicon(self) -> "_Lexicon":
+        """The words and readings suggest completes; read on first use (CLI queries never need it)."""
+        if self._lexicon is None:
+            self._lexicon = _Lexicon(self.searcher.reader())
+        return self._lexicon
 
     def close(self):
         """Close the index files (segments are separate files, opened on demand)."""
@@ -213,6 +223,50 @@ def _close_quietly(searcher) -> None:
         searcher.close()
     except Exception:  # a damaged index may fail to close cleanly; nothing to save
         pass
+
+
+class _Lexicon:
+    """The words of the fields suggest completes, and the readings of title words, with their document frequencies.
+
+    Sorted as in the index, so that a prefix is a bisection instead of a walk
+    through Whoosh's term index (two seeks and a decode per term). Variants
+    (=) and readings (~) sort in blocks of their own and are left out of the
+    words: no typed prefix but = or ~ reaches them, and those complete nothing.
+    """
+
+    FIELDS = ("title", "tags", "body")
+
+    def __init__(self, reader):
+        after_variants, after_readings = chr(ord(analysis.VARIANT) + 1), chr(ord(READING) + 1)
+        word_ranges = [("", analysis.VARIANT), (after_variants, READING), (after_readings, None)]
+        self.words = {f: _TermList(reader, f, word_ranges) for f in self.FIELDS}
+        self.title_readings = _TermList(reader, "title", [(READING, after_readings)])
+
+
+class _TermList:
+    """Terms of a field from some ranges of its lexicon, in order, with their document frequencies."""
+
+    def __init__(self, reader, fieldname: str, ranges: list[tuple[str, str | None]]):
+        self.terms: list[str] = []
+        self.frequencies = array("I")
+        if fieldname not in reader.schema:
+            return
+        for low, high in ranges:
+            stop = high.encode("utf-8") if high is not None else None
+            for term, info in reader.iter_field(fieldname, low):
+                if stop is not None and term >= stop:
+                    break
+                self.terms.append(_text(term))
+                self.frequencies.append(info.doc_frequency())
+
+    def prefixed(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """The first *limit* terms that start with *prefix*, with their document frequencies."""
+        terms, found = self.terms, []
+        i = bisect_left(terms, prefix)  # str order is code point order, the index's UTF-8 byte order
+        while i < len(terms) and len(found) < limit and terms[i].startswith(prefix):
+            found.append((terms[i], self.frequencies[i]))
+            i += 1
+        return found
 
 
 class _FacetField:
@@ -344,15 +398,11 @@ class Searcher:
         for key in snap.tags.keys:
             if key.startswith(prefix):
                 add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
-        reader = snap.searcher.reader()
+        words = snap.lexicon().words
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
             for start in prefixes:
-                for n, term in enumerate(reader.expand_prefix(fieldname, start)):
-                    if n >= 200:
-                        break
-                    term = _text(term)
-                    if term[:1] not in (analysis.VARIANT, READING):
-                        add(term, "word", weight * reader.doc_frequency(fieldname, term))
+                for term, df in words[fieldname].prefixed(start, 200):
+                    add(term, "word", weight * df)
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
@@ -360,24 +410,28 @@ class Searcher:
         return [{"text": head + word, "word": word, "kind": kind} for _, word, kind in ranked]
 
     def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
-        """Written forms of title words whose reading starts with *kana*."""
-        reader = snap.searcher.reader()
+        """Written forms of title words whose reading starts with *kana*, most frequent first."""
+        candidates = sorted(snap.lexicon().title_readings.prefixed(READING + kana, 50), key=lambda c: -c[1])
         found = []
-        for n, term in enumerate(reader.expand_prefix("title", READING + kana)):
-            if n >= 50:
-                break
-            term = _text(term)
-            df = reader.doc_frequency("title", term)
-            postings = reader.postings("title", term)
-            if not postings.is_active():
-                continue
-            title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
-            for unit in analysis.units(title):
-                if unit.reading == term[1:]:
-                    found.append((title[unit.start:unit.end], df))
+        for term, df in candidates:  # the most frequent first: titles are analysed only until *limit* are found
+            written = self._written_form(snap, term)
+            if written is not None:
+                found.append((written, df))
+                if len(found) == limit:
                     break
-        found.sort(key=lambda x: -x[1])
-        return found[:limit]
+        return found
+
+    @staticmethod
+    def _written_form(snap, reading_term: str) -> str | None:
+        """How the first title with the reading term writes the word (None if MeCab reads it otherwise now)."""
+        postings = snap.searcher.reader().postings("title", reading_term)
+        if not postings.is_active():
+            return None
+        title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
+        for unit in analysis.units(title):
+            if unit.reading == reading_term[1:]:
+                return title[unit.start:unit.end]
+        return None
 
     # -- searching --
 
@@ -450,7 +504,7 @@ class Searcher:
         else:
             ranked = sorted(scores, key=lambda d: (-scores[d], -snap.days[d], d))
         page_docs = ranked[(page - 1) * per_page:needed]
-        marker = _Marker(builder.highlight_terms, builder.needles)
+        marker = _Marker(builder.highlight_terms, builder.needles, builder.words)
         in_body = [postings.docs("body", term) for term in builder.highlight_terms]
         hits = [self._hit(snap, d, scores[d], marker, any(d in docs for docs in in_body)) for d in page_docs]
         facets = {
@@ -666,6 +720,7 @@ class _QueryBuilder:
         self.has_compounds = False
         self.highlight_terms: set[str] = set()
         self.needles: set[str] = set()
+        self.words: set[str] = set()  # the needles that are whole words (not a verb's stem)
 
     def build(self, parsed: ParsedQuery):
         clauses = []
@@ -700,7 +755,10 @@ class _QueryBuilder:
 
     def word(self, word: Word, highlight: bool = True):
         """A query for one typed word: its analysed units, plus synonyms and readings."""
-        options = [(self._units_query(query_units(word.text), word.phrase, highlight), 1.0)]
+        units = query_units(word.text)
+        if not (word.phrase or _is_hiragana(word.text)):  # MeCab misreads hiragana: でんししょせき is で|し|せき
+            units = _topic_units(units)
+        options = [(self._units_query(units, word.phrase, highlight), 1.0)]
         if not word.phrase:
             for synonym in self.synonyms.expand(word.text):
                 options.append((self._units_query(query_units(synonym), True, highlight), KIND_WEIGHTS["synonym"]))
@@ -718,6 +776,7 @@ class _QueryBuilder:
             for unit in units:
                 self.needles.add(_stem(unit.text))
                 self.needles.update(_stem(v) for v in unit.variants)
+                self.words.update(w for w in (unit.text, *unit.variants) if _stem(w) == w)
                 self.highlight_terms.update(a.term for a in alternatives(unit))
         if len(units) > 1:
             self.has_compounds = self.has_compounds or not phrase
@@ -745,7 +804,7 @@ class _QueryBuilder:
         return terms[0] if len(terms) == 1 else wq.Or(terms)
 
     def _indexed(self, fieldname: str, term: str) -> bool:
-        return self.reader.doc_frequency(fieldname, term) > 0
+        return self.postings.doc_frequency(fieldname, term) > 0
 
     def _reading_query(self, text: str, highlight: bool):
         """Kana typed for a word written in kanji: match the indexed readings.
@@ -777,7 +836,7 @@ class _QueryBuilder:
 
         def indexed(piece):
             if piece not in known:
-                known[piece] = any(self.reader.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
+                known[piece] = any(self.postings.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
             return known[piece]
 
         best: list[list[str] | None] = [None] * (n + 1)
@@ -795,9 +854,18 @@ class _Postings:
 
     def __init__(self, reader):
         self.reader = reader
+        self._frequencies: dict[tuple[str, str], int] = {}
         self._weights: dict[tuple[str, str], dict[int, float]] = {}
         self._docs: dict[tuple[str, str], frozenset[int]] = {}
         self._phrases: dict[tuple, frozenset[int]] = {}
+
+    def doc_frequency(self, fieldname: str, term: str) -> int:
+        """In how many documents the field has the term (asked of the index once per search)."""
+        key = (fieldname, term)
+        found = self._frequencies.get(key)
+        if found is None:
+            found = self._frequencies[key] = self.reader.doc_frequency(fieldname, term)
+        return found
 
     def weights(self, fieldname: str, term: str) -> dict[int, float]:
         """Each live document with the term in the field, and the term's frequency there."""
@@ -805,7 +873,7 @@ class _Postings:
         found = self._weights.get(key)
         if found is None:
             found = {}
-            if self.reader.doc_frequency(fieldname, term):
+            if self.doc_frequency(fieldname, term):
                 m = self.reader.postings(fieldname, term)
                 while m.is_active():
                     found[m.id()] = m.weight()
@@ -956,6 +1024,25 @@ def _boosted(q, weight: float):
     return q
 
 
+def _topic_units(units: list[Unit]) -> list[Unit]:
+    """The units of a typed word without the light verb する (移行する: 移行), unless nothing else is left.
+
+    する and its forms are in nearly every article: as a required word it
+    only made the search read the longest posting lists, as a scored one it
+    says nothing about the topic.
+    """
+    kept = [u for u in units if not _is_light_verb(u)]
+    return kept or units
+
+
+def _is_hiragana(text: str) -> bool:
+    return is_kana(text) and to_hiragana(text) == text
+
+
+def _is_light_verb(unit: Unit) -> bool:
+    return unit.pos == "動詞" and (unit.text in LIGHT_VERBS or any(v in LIGHT_VERBS for v in unit.variants))
+
+
 def _stem(form: str) -> str:
     """A dictionary form without its final kana (泳ぐ -> 泳), to find inflected forms in text."""
     if len(form) > 1 and "\u3041" <= form[-1] <= "\u309f":
@@ -969,11 +1056,12 @@ def _stem(form: str) -> str:
 class _Marker:
     """Finds the best passage for a query and marks the words the query matched."""
 
-    def __init__(self, terms: set[str], needles: set[str]):
+    def __init__(self, terms: set[str], needles: set[str], words: set[str] = frozenset()):
         self.terms = terms
         # Longest first, then alphabetical: a set's order changes with PYTHONHASHSEED, and the first
         # needles fill the 200 positions a snippet looks at, so two workers chose different snippets.
         self.needles = sorted({n for n in needles if n}, key=lambda n: (-len(n), n))
+        self.words = words
         self.active = bool(terms)
         self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
 
@@ -996,31 +1084,80 @@ class _Marker:
 
     def mark(self, text: str) -> tuple[str, str, int]:
         """(HTML with <mark>, plain text with \\x02..\\x03 marks, number of marks) of *text*."""
-        out_html, out_text, last, count = [], [], 0, 0
-        marking = False
-        for unit in analysis.units(text):
-            if marking and unit.stop and unit.pos == "助動詞" and unit.start == last:
-                # The inflection of a matched verb belongs to it: <mark>泳いだ</mark>.
-                word = text[unit.start:unit.end]
-                out_html[-1] = out_html[-1][:-7] + html.escape(word) + "</mark>"
-                out_text[-1] = out_text[-1][:-1] + word + "\x03"
-                last = unit.end
-                continue
-            marking = False
-            if unit.stop or not self.matches(unit):
-                continue
-            out_html.append(html.escape(text[last:unit.start]))
-            out_text.append(text[last:unit.start])
-            word = text[unit.start:unit.end]
-            out_html.append(f"<mark>{html.escape(word)}</mark>")
-            out_text.append(f"\x02{word}\x03")
-            last = unit.end
-            count += 1
-            marking = True
+        out_html, out_text, last = [], [], 0
+        spans = self._spans(text)
+        for start, end in spans:
+            word = text[start:end]
+            out_html += (html.escape(text[last:start]), f"<mark>{html.escape(word)}</mark>")
+            out_text += (text[last:start], f"\x02{word}\x03")
+            last = end
         out_html.append(html.escape(text[last:]))
         out_text.append(text[last:])
-        # Words MeCab split (アド|オン) read as one highlighted word.
-        return "".join(out_html).replace("</mark><mark>", ""), "".join(out_text).replace("\x03\x02", ""), count
+        return "".join(out_html), "".join(out_text), len(spans)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the query's words are in *text*, adjacent ones joined (MeCab's アド|オン is one word).
+
+        Found by string search where an occurrence is plainly a whole word;
+        the analyzer decides the rest (a verb's stem, a word inside a longer
+        one), reading only the clauses around them. A text where the string
+        search finds nothing, or that the analyzer would normalise, is
+        analysed whole: it may hold a variant or a reading of a query word.
+        """
+        hits = self._hits(text)
+        if hits is None:
+            return _joined(self._analysed_spans(text))
+        sure = [(start, end) for start, end, whole in hits if whole]
+        clauses = _joined(_clause(text, start, end) for start, end, whole in hits if not whole)
+        if not clauses:
+            return sure
+        spans = [span for span in sure if not any(b <= span[0] < e for b, e in clauses)]
+        for b, e in clauses:
+            spans += ((b + start, b + end) for start, end in self._analysed_spans(text[b:e]))
+        return _joined(sorted(spans))
+
+    def _hits(self, text: str) -> list[tuple[int, int, bool]] | None:
+        """(start, end, plainly a whole word) of the query's words in *text* by string search.
+
+        None when string search cannot be trusted: kana typed for kanji, text
+        the analyzer would normalise (beyond full-width ASCII), or no hit.
+        """
+        if self.by_reading:
+            return None
+        lowered = text.translate(_WIDTH).lower()
+        if len(lowered) != len(text) or not unicodedata.is_normalized("NFKC", lowered):
+            return None
+        found = []
+        for needle in self.needles:
+            whole = needle in self.words  # not a stem (泳 of 泳ぐ), whose inflected end is MeCab's call
+            i = lowered.find(needle)
+            while i >= 0:
+                found.append((i, i + len(needle), whole))
+                i = lowered.find(needle, i + 1)
+        if not found:
+            return None
+        found.sort()
+        hits = [found[0]]
+        for start, end, whole in found[1:]:
+            last_start, last_end, last_whole = hits[-1]
+            if start <= last_end:  # adjacent or overlapping: one word (画像|処理)
+                hits[-1] = (last_start, max(end, last_end), last_whole and whole)
+            else:
+                hits.append((start, end, whole))
+        return [(start, end, whole and _whole_word(lowered, start, end)) for start, end, whole in hits]
+
+    def _analysed_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the units of *text* that match the query, with the inflection that follows a match."""
+        spans = []
+        marking = False
+        for unit in analysis.units(text):
+            if marking and unit.stop and unit.pos == "助動詞" and unit.start == spans[-1][1]:
+                spans[-1] = (spans[-1][0], unit.end)  # the inflection of a matched verb belongs to it: 泳いだ
+                continue
+            marking = not unit.stop and self.matches(unit)
+            if marking:
+                spans.append((unit.start, unit.end))
+        return spans
 
     def snippet(self, body: str, indexed: bool = True) -> tuple[str, str]:
         """The ~120-character passage of *body* with the most query words, marked up.
@@ -1068,6 +1205,82 @@ class _Marker:
                     return _passage(body, begin, end, marked_html, marked_text)
                 break
         return "", ""
+
+
+# Full-width ASCII and the spaces the analyzer folds, one character for one, so that the string
+# search sees what the analyzer would (the ！ and （） of Japanese text are the usual ones).
+_WIDTH = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: " ", 0xA0: " ", ord("…"): " "}
+# Hiragana after a word that starts a particle, not an inflection or a copula: after 設定 in 設定を
+# the word ends, after 簡単 in 簡単に or 学生 in 学生です the analyzer marks the 助動詞 with it
+# (で is either: MeCab reads 仕事で in 仕事では使えない as the copula).
+_PARTICLE_STARTS = frozenset("をがはのともへか")
+_LATIN_PARTICLE_STARTS = _PARTICLE_STARTS | {"に"}  # a technical word is a noun: に is a particle after it
+_CLAUSE_ENDS = "。、!?！？\n"  # where MeCab's reading of one clause does not depend on the next
+_CONNECTORS = frozenset(".-_+#/@&':")  # may join Latin words into one technical word (Node.js, C#)
+_HONORIFIC_PREFIXES = frozenset("おご")  # お茶, ご飯: MeCab may read the prefix into the word
+
+
+def _script(ch: str) -> str:
+    """The kind of character, as far as telling where a word ends goes."""
+    o = ord(ch)
+    if o < 0x80:
+        return "latin" if ch.isalnum() or ch in _CONNECTORS else "other"
+    if 0x3041 <= o <= 0x309F:
+        return "hiragana"
+    if 0x30A1 <= o <= 0x30FF and ch not in "・ヵヶ" or 0x31F0 <= o <= 0x31FF:
+        return "katakana"
+    if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or ch in "々〆ヵヶ":
+        return "kanji"
+    return "other"
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is plainly a word of its own, without asking MeCab.
+
+    Conservative: true only when the characters around it are of another kind
+    (the katakana of テスト next to kanji or punctuation), a kanji or katakana
+    word is followed by a particle rather than okurigana or a copula, and a
+    single kanji has no kana beside it (上 of 上がる).
+    """
+    first, last = _script(text[start]), _script(text[end - 1])
+    if first == "other" or last == "other":
+        return False
+    before = _script(text[start - 1]) if start > 0 else "other"
+    after = _script(text[end]) if end < len(text) else "other"
+    if before == first or after == last:
+        return False
+    if after == "hiragana" and not _particle_follows(text, end, last):
+        return False
+    if before == "hiragana" and (first == "hiragana" or text[start - 1] in _HONORIFIC_PREFIXES):
+        return False
+    if last == "hiragana":
+        return False  # kana words (する, できる) are glued to their endings
+    if end - start == 1 and first == "kanji" and "hiragana" in (before, after):
+        return False
+    return True
+
+
+def _joined(spans) -> list[tuple[int, int]]:
+    """Sorted spans with the adjacent and overlapping ones made one."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _clause(text: str, start: int, end: int) -> tuple[int, int]:
+    """The clause of *text* around start..end: from after the previous 、。!? or line break to the next one."""
+    begin = max(text.rfind(c, 0, start) for c in _CLAUSE_ENDS) + 1
+    ends = [i for i in (text.find(c, end) for c in _CLAUSE_ENDS) if i >= 0]
+    return begin, min(ends) + 1 if ends else len(text)
+
+
+def _particle_follows(text: str, pos: int, script: str) -> bool:
+    """Whether the hiragana at *pos*, after a word of *script*, starts a particle."""
+    return text[pos] in (_LATIN_PARTICLE_STARTS if script == "latin" else _PARTICLE_STARTS)
 
 
 def _head_units(body: str):

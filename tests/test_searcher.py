@@ -178,6 +178,35 @@ def test_snippet_finds_a_word_typed_in_kana_far_into_the_body(tmp_path):
     assert "<mark>東京</mark>の美術館" in hit.snippet
 
 
+@pytest.mark.parametrize("query, body, marked", [
+    ("京都", "東京都の美術館を出て、京都の寺へ行った。", "東京都の美術館を出て、<mark>京都</mark>の寺へ行った。"),
+    ("テスト", "テストケースを書いてテストを回す。", "<mark>テスト</mark>ケースを書いて<mark>テスト</mark>を回す。"),
+    ("簡単", "設定は簡単にできる。", "設定は<mark>簡単に</mark>できる。"),
+    ("泳ぐ", "魚が泳いだ。", "魚が<mark>泳いだ</mark>。"),
+    ("js", "Node.jsとjsの話。", "<mark>Node.js</mark>と<mark>js</mark>の話。"),
+    ("javascript", "（ＪａｖａＳｃｒｉｐｔ）とJavaScriptの本。", "（<mark>ＪａｖａＳｃｒｉｐｔ</mark>）と<mark>JavaScript</mark>の本。"),
+])
+def test_snippet_marks_whole_words_with_their_inflection(tmp_path, query, body, marked):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "a.md", "無題", body=body)
+    build(content, tmp_path / "index", workers=1)
+    assert Searcher(tmp_path / "index").search(query).hits[0].snippet == marked
+
+
+def test_light_verb_is_not_required_except_in_a_quoted_phrase(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    write_article(content, "a.md", "移行の記録", body="サーバを移行した。")
+    write_article(content, "b.md", "移行の計画", body="来年の移行に備える。")
+    build(content, tmp_path / "index", workers=1)
+    searcher = Searcher(tmp_path / "index")
+    result = searcher.search("移行する")
+    assert sorted(slugs(result)) == ["a", "b"]
+    assert next(h.snippet for h in result.hits if h.slug == "a") == "サーバを<mark>移行</mark>した。"
+    assert slugs(searcher.search('"移行する"')) == ["a"]
+
+
 def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
     content = tmp_path / "content"
     content.mkdir()
@@ -213,6 +242,17 @@ def test_totals_and_facets_stay_exact_after_several_updates(workdir):
     assert len(all_pages) == len(set(all_pages)) == 12
     assert s.search("", per_page=1).total == 20
     assert s.search("泳ぐ").total == 1
+
+
+def test_suggest_completes_words_of_an_article_added_by_update(workdir):
+    content, index = workdir
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert "ペンギン" not in [c["word"] for c in s.suggest("ペン")]
+    write_article(content, "penguin.md", "ペンギンの行進", body="ペンギンが歩いた。")
+    update(content, index)  # a second segment, and a new generation of the completions
+    assert "ペンギン" in [c["word"] for c in s.suggest("ペン")]
+    assert "行進" in [c["word"] for c in s.suggest("こうし")]
 
 
 def test_compound_word_matches_as_a_phrase_in_every_segment(workdir):
