@@ -22,6 +22,7 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import math
 import multiprocessing
 import os
 import queue
@@ -49,13 +50,16 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INFO = "info.json"
 BATCH = 16  # articles per task sent to an analysis process
-# Postings a writing process holds before it writes them out as a segment
-# (~35 bytes each with their terms), which bounds the memory of a build
-# whatever the size of the corpus: the large corpus (6.3 million postings)
-# makes five or six segments and peaks under 500 MB of private memory over
-# all processes.  Fewer, bigger segments answer queries faster (8 segments
-# cost ~30% more query time than 2 on the large corpus), at more memory.
-SEGMENT_POSTINGS = 1_500_000
+# A writing process holds a segment's postings in memory until it writes it
+# out (~35 bytes a posting with its terms), so each writes segments of at
+# most SEGMENT_BYTES of article files (~1 million postings of Japanese text)
+# and MAX_SEGMENT_POSTINGS postings: the large corpus (49 MB of files, 6.3
+# million postings) makes six segments and peaks under 500 MB of private
+# memory over all processes.  Fewer, bigger segments answer queries faster
+# (8 segments cost ~25% more query time than 2 on the large corpus), at the
+# cost of memory.
+SEGMENT_BYTES = 9_000_000
+MAX_SEGMENT_POSTINGS = 1_500_000
 
 
 class Preindexed(str):
@@ -145,15 +149,15 @@ class _FieldPostings:
         self.values.extend(vbytes)
 
     def terms(self):
-        """(term, [(docnum, weight, encoded value), ...]) in term order."""
+        """(term, [(docnum, weight, encoded value), ...]) in term order; empties this object."""
         values = bytes(self.values)
-        starts, ends = self.starts, self.starts[1:]
-        ends.append(len(values))
-        docnums, weights, nexts = self.docnums, self.weights, self.nexts
+        self.values = bytearray()  # not two copies at once
+        starts, docnums, weights, nexts = self.starts, self.docnums, self.weights, self.nexts
+        starts.append(len(values))  # where the last value ends
         for tbytes in sorted(self.ids):
             slot, postings = self.heads[self.ids[tbytes]], []
             while slot != _END:
-                postings.append((docnums[slot], weights[slot], values[starts[slot]:ends[slot]]))
+                postings.append((docnums[slot], weights[slot], values[starts[slot]:starts[slot + 1]]))
                 slot = nexts[slot]
             yield tbytes, postings
 
@@ -523,18 +527,23 @@ def _write_here(ix, sources: list[Source], bar: Progress) -> list[tuple]:
 def _write_segments(ix, batches: list[list[tuple[int, Source]]], done) -> list:
     """Add the articles of *batches* to new segments; call done(outcomes) after each batch.
 
-    A segment's postings are held in memory until it is written, so a new
-    segment is started past SEGMENT_POSTINGS of them: that bounds the memory
-    of a build whatever the size of the corpus.
+    A segment's postings are held in memory until it is written, so the
+    articles are cut into segments of at most SEGMENT_BYTES of files (equal
+    parts, no small remainder), and a segment is also closed past
+    MAX_SEGMENT_POSTINGS: that bounds the memory of a build whatever the
+    size of the corpus.
     """
+    total = sum(source.size for batch in batches for _, source in batch)
+    budget = total / max(1, math.ceil(total / SEGMENT_BYTES))
     segments = []
-    writer = _Writer(ix, compound=False, _lk=False)
+    writer, size = _Writer(ix, compound=False, _lk=False), 0
     try:
         for batch in batches:
             done([_add(writer, i, source) for i, source in batch])
-            if writer.postings >= SEGMENT_POSTINGS:
+            size += sum(source.size for _, source in batch)
+            if size >= budget * 0.999 or writer.postings >= MAX_SEGMENT_POSTINGS:
                 segments.append(writer._finalize_segment())
-                writer = _Writer(ix, compound=False, _lk=False)
+                writer, size = _Writer(ix, compound=False, _lk=False), 0
         if writer._added:
             segments.append(writer._finalize_segment())
         else:
