@@ -37,6 +37,7 @@ from pathlib import Path
 
 from whoosh import fields
 from whoosh import index as whoosh_index
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -59,6 +60,7 @@ BATCH = 16  # articles per task sent to an analysis process
 # (8 segments cost ~25% more query time than 2 on the large corpus), at the
 # cost of memory.
 SEGMENT_BYTES = 9_000_000
+COMPRESSION = 0  # zlib level of posting blocks: 0 builds the blog corpus 18% faster, index 40% larger
 MAX_SEGMENT_POSTINGS = 1_500_000
 
 
@@ -178,7 +180,7 @@ class _Writer(SegmentWriter):
     """
 
     def __init__(self, ix, **kwargs):
-        super().__init__(ix, **kwargs)
+        super().__init__(ix, codec=W3Codec(compression=COMPRESSION), **kwargs)
         if self.segments:
             raise ValueError("_Writer writes new indexes only")
         self._postings: dict[str, _FieldPostings] = defaultdict(_FieldPostings)
