@@ -264,6 +264,7 @@ class Term:
     parts: tuple[str, ...] = ()  # pieces of a technical compound (next, js)
     stop: bool = False
     extras: tuple[str, ...] = ()  # index terms stored beside text at the same position
+    keys: tuple[bytes, ...] = ()  # text and extras in UTF-8, as the index stores them
 
 
 def _term(text: str, pos: str, variants: tuple[str, ...] = (), reading: str = "",
@@ -272,7 +273,8 @@ def _term(text: str, pos: str, variants: tuple[str, ...] = (), reading: str = ""
     if not stop:
         extras = (*(VARIANT + v for v in variants), *((READING + reading,) if reading else ()),
                   *(p for p in parts if p != text))
-    return Term(text, pos, variants, reading, parts, stop, extras)
+    keys = () if stop else tuple(t.encode("utf-8") for t in (text, *extras))
+    return Term(text, pos, variants, reading, parts, stop, extras, keys)
 
 
 @dataclass(slots=True)

@@ -99,18 +99,28 @@ class JapaneseText(fields.TEXT):
         Same terms at the same positions as the tokenizer chain gives (tests
         compare the two), without a Whoosh token object per word.
         """
-        positions: dict[str, list[int]] = defaultdict(list)
+        positions: dict[bytes, list[int]] = defaultdict(list)
         position = 0
         for term in analysis.terms(text):
             if term.stop:
                 continue
-            positions[term.text].append(position)
-            for extra in term.extras:
-                positions[extra].append(position)
+            for key in term.keys:
+                positions[key].append(position)
             position += 1
         encode, boost = self.format.encode, self.format.field_boost
-        return _preindexed(text, [(word.encode("utf-8"), len(where), len(where) * boost, encode(where))
-                                  for word, where in positions.items()])
+        postings = []
+        for key, where in positions.items():
+            if len(where) == 1 and where[0] < 20_000:  # most words occur once: cache their encoding
+                value = _ONE_POSITION.get(where[0])
+                if value is None:
+                    value = _ONE_POSITION[where[0]] = encode(where)
+            else:
+                value = encode(where)
+            postings.append((key, len(where), len(where) * boost, value))
+        return _preindexed(text, postings)
+
+
+_ONE_POSITION: dict[int, bytes] = {}  # position -> Positions.encode([position])
 
 
 _END = 0xFFFFFFFF  # no next posting
