@@ -336,3 +336,27 @@ def test_question_finds_articles_with_most_of_its_words(searcher):
 
 def test_most_words_needs_most_of_them(searcher):
     assert searcher.search("ロボット 量子 宇宙 銀河 恒星").total == 0
+
+
+def test_field_lengths_read_by_column_equal_whooshs_per_document_lengths(tmp_path):
+    """BM25F lengths, read a column at a time over several segments, as Whoosh reads them one by one."""
+    from search.indexer import build, update
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(70):
+        body = "本文です。" * (n % 7) + ("説明なし" if n % 5 else "")
+        (content / f"a{n:02d}.md").write_text(
+            f"---\ntitle: 記事{n}\nslug: a{n:02d}\ndate: 2026-01-01\n"
+            + ("description: 説明\n" if n % 3 else "") + f"---\n{body}\n", encoding="utf-8")
+    index = tmp_path / "index"
+    build(content, index, workers=2)
+    (content / "late.md").write_text("---\ntitle: 後から\nslug: late\n---\n追加の本文\n", encoding="utf-8")
+    update(content, index)  # a segment written by Whoosh's own writer
+    snap = Searcher(index).snapshot()
+    reader = snap.searcher.reader()
+    assert len(reader.leaf_readers()) >= 3
+    for fieldname in ("title", "tags", "abstract", "body"):
+        expected = [reader.doc_field_length(d, fieldname, 1) for d in range(reader.doc_count_all())]
+        assert snap.field_lengths(fieldname) == expected
+    assert 1 in snap.field_lengths("abstract")  # articles without a description
