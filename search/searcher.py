@@ -12,6 +12,7 @@ import html
 import math
 import os
 import re
+import struct
 import threading
 import time
 import unicodedata
@@ -271,13 +272,13 @@ class _TermList:
         self.frequencies = array("I")
         if fieldname not in reader.schema:
             return
-        for low, high in ranges:
-            stop = high.encode("utf-8") if high is not None else None
-            for term, info in reader.iter_field(fieldname, low):
-                if stop is not None and term >= stop:
-                    break
-                self.terms.append(_text(term))
-                self.frequencies.append(info.doc_frequency())
+        frequencies: dict[bytes, int] = {}
+        for leaf, _ in reader.leaf_readers():
+            for term, df in _segment_terms(leaf, fieldname, ranges):
+                frequencies[term] = frequencies.get(term, 0) + df
+        for term in sorted(frequencies):
+            self.terms.append(_text(term))
+            self.frequencies.append(frequencies[term])
 
     def prefixed(self, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The first *limit* terms that start with *prefix*, with their document frequencies."""
@@ -287,6 +288,27 @@ class _TermList:
             found.append((terms[i], self.frequencies[i]))
             i += 1
         return found
+
+
+_DF = struct.Struct("!I")  # a term's document frequency, 5 bytes into Whoosh 3's term info ("!BfIBBfII")
+
+
+def _segment_terms(leaf, fieldname: str, ranges: list[tuple[str, str | None]]):
+    """(term bytes, document frequency) of one segment's terms of *fieldname* in *ranges*.
+
+    Read straight from the segment's term table: Whoosh's reader over
+    several segments merges them term by term and decodes every term's
+    full info (16 s for the large corpus in 9 segments, against ~1 s here).
+    tests/test_searcher.py compares the result with Whoosh's iter_field.
+    """
+    table = leaf._terms._tindex  # whoosh-reloaded is pinned
+    field = leaf._terms._keycoder(fieldname, b"")
+    for low, high in ranges:
+        stop = field + high.encode("utf-8") if high is not None else None
+        for key, info in table.items_from(field + low.encode("utf-8")):
+            if not key.startswith(field) or (stop is not None and key >= stop):
+                break
+            yield key[len(field):], _DF.unpack_from(info, 5)[0]
 
 
 class _FacetField:

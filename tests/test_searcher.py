@@ -353,10 +353,45 @@ def test_field_lengths_read_by_column_equal_whooshs_per_document_lengths(tmp_pat
     build(content, index, workers=2)
     (content / "late.md").write_text("---\ntitle: 後から\nslug: late\n---\n追加の本文\n", encoding="utf-8")
     update(content, index)  # a segment written by Whoosh's own writer
-    snap = Searcher(index).snapshot()
+    searcher = Searcher(index)  # keeps the snapshot's files open
+    snap = searcher.snapshot()
     reader = snap.searcher.reader()
     assert len(reader.leaf_readers()) >= 3
     for fieldname in ("title", "tags", "abstract", "body"):
         expected = [reader.doc_field_length(d, fieldname, 1) for d in range(reader.doc_count_all())]
         assert snap.field_lengths(fieldname) == expected
     assert 1 in snap.field_lengths("abstract")  # articles without a description
+
+
+def test_suggest_lexicon_read_per_segment_equals_whooshs_merged_terms(tmp_path):
+    """Suggest's word lists, read from each segment's term table, as Whoosh's reader over all segments gives them."""
+    from search import analysis
+    from search.indexer import build, update
+    from search.searcher import _Lexicon, _TermList
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(70):
+        (content / f"a{n:02d}.md").write_text(
+            f"---\ntitle: 東京の記事{n}\nslug: a{n:02d}\ntags: [タグ{n % 4}, JavaScript]\n---\n"
+            f"本文{n}では大阪と京都を比べる。アイテム{n % 9}を泳いで運んだ。\n", encoding="utf-8")
+    index = tmp_path / "index"
+    build(content, index, workers=2)
+    (content / "late.md").write_text("---\ntitle: 後から来た記事\nslug: late\n---\n大阪の本文\n", encoding="utf-8")
+    update(content, index)
+    searcher = Searcher(index)  # keeps the snapshot's files open
+    reader = searcher.snapshot().searcher.reader()
+    assert len(reader.leaf_readers()) >= 3
+    after_variants, after_readings = chr(ord(analysis.VARIANT) + 1), chr(ord(analysis.READING) + 1)
+    for fieldname in _Lexicon.FIELDS:
+        for ranges in ([("", analysis.VARIANT), (after_variants, analysis.READING), (after_readings, None)],
+                       [(analysis.READING, after_readings)]):
+            expected = []
+            for low, high in ranges:
+                for term, info in reader.iter_field(fieldname, low):
+                    if high is not None and term >= high.encode("utf-8"):
+                        break
+                    expected.append((term.decode("utf-8"), info.doc_frequency()))
+            got = _TermList(reader, fieldname, ranges)
+            assert list(zip(got.terms, got.frequencies)) == expected
+            assert expected or fieldname == "tags"
