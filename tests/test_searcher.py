@@ -377,9 +377,12 @@ def test_suggest_lexicon_read_per_segment_equals_whooshs_merged_terms(tmp_path):
             f"本文{n}では大阪と京都を比べる。アイテム{n % 9}を泳いで運んだ。\n", encoding="utf-8")
     index = tmp_path / "index"
     build(content, index, workers=2)
-    (content / "late.md").write_text("---\ntitle: 後から来た記事\nslug: late\n---\n大阪の本文\n", encoding="utf-8")
-    update(content, index)
     searcher = Searcher(index)  # keeps the snapshot's files open
+    assert searcher.suggest("アイ")  # word lists of the build's segments, kept for the next generation
+    (content / "late.md").write_text("---\ntitle: 後から来た記事\nslug: late\n---\n大阪の本文、zyxwidgetの話\n",
+                                     encoding="utf-8")
+    update(content, index)
+    assert "zyxwidget" in [s["text"] for s in searcher.suggest("zyx")]  # the update's segment is read
     reader = searcher.snapshot().searcher.reader()
     assert len(reader.leaf_readers()) >= 3
     after_variants, after_readings = chr(ord(analysis.VARIANT) + 1), chr(ord(analysis.READING) + 1)
