@@ -601,7 +601,7 @@ def _add(writer: "_Writer", i: int, source: Source) -> tuple:
 
 
 def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) -> list[tuple]:
-    """Analyse and write the articles in *workers* processes, each writing a segment of its own.
+    """Analyse and write the articles in *workers* processes, each writing segments of its own.
 
     Whoosh writes a segment in Python, so one writing process would be the
     bottleneck; here the writing is shared like the analysis.  Batches go
@@ -609,7 +609,8 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
     content always gives the same segments.  The table of contents listing
     them is written here, once all are done.
     """
-    batches = [list(enumerate(sources))[i:i + BATCH] for i in range(0, len(sources), BATCH)]
+    numbered = list(enumerate(sources))
+    batches = [numbered[i:i + BATCH] for i in range(0, len(numbered), BATCH)]
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     procs = [context.Process(target=_segment_worker, args=(ix, batches[k::workers], k, results), daemon=True)
