@@ -238,15 +238,13 @@ def test_progress_bar_only_on_a_terminal(workdir):
     assert proc.returncode == 0 and "indexing [" not in proc.stderr
 
 
-def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
-    """The build's writer (postings as arrays per term) against Whoosh's own SegmentWriter, same documents."""
+def index_both_ways(content, tmp_path) -> dict:
+    """Readers over the articles of *content* written by Whoosh's SegmentWriter ("whoosh") and by ours ("ours")."""
     from whoosh import index as whoosh_index
 
     from search.indexer import Report, _prepare, _Writer, scan, schema
 
-    content = Path(__file__).resolve().parents[1] / "content"
     docs = [doc for _, doc, _, _ in map(_prepare, scan(content, Report())) if doc]
-    assert len(docs) >= 30
     readers = {}
     for name, make in (("whoosh", lambda ix: ix.writer()), ("ours", lambda ix: _Writer(ix))):
         (tmp_path / name).mkdir()
@@ -256,7 +254,14 @@ def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
             writer.add_document(**doc)
         writer.commit()
         readers[name] = ix.reader()
+    return readers
+
+
+def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
+    """The build's writer (postings as arrays per term) against Whoosh's own SegmentWriter, same documents."""
+    readers = index_both_ways(Path(__file__).resolve().parents[1] / "content", tmp_path)
     ours, theirs = readers["ours"], readers["whoosh"]
+    assert ours.doc_count() >= 30
     terms = list(theirs.all_terms())
     assert list(ours.all_terms()) == terms and len(terms) > 5_000
     for fieldname, text in terms:
@@ -268,7 +273,7 @@ def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
         assert (a.weight(), a.doc_frequency(), a.min_length(), a.max_length(), a.max_weight(), a.min_id(),
                 a.max_id()) == (b.weight(), b.doc_frequency(), b.min_length(), b.max_length(), b.max_weight(),
                                 b.min_id(), b.max_id()), (fieldname, text)
-    for docnum in range(len(docs)):
+    for docnum in range(ours.doc_count()):
         assert ours.stored_fields(docnum) == theirs.stored_fields(docnum)
         for fieldname in ("title", "tags", "abstract", "body"):
             assert ours.doc_field_length(docnum, fieldname) == theirs.doc_field_length(docnum, fieldname)
@@ -282,24 +287,12 @@ def test_fast_writer_blocks_match_whooshs(tmp_path):
     with the objects it was given, and equal ones that are one object pickle
     shorter.)
     """
-    from whoosh import index as whoosh_index
-
-    from search.indexer import Report, _prepare, _Writer, scan, schema
-
     content = tmp_path / "content"
     content.mkdir()
     for n in range(300):
         write_article(content, f"p{n:03d}.md", f"共通の題{n % 7}", body="検索の本文です。" * (1 + n % 5) + f"番号{n}。")
-    docs = [doc for _, doc, _, _ in map(_prepare, scan(content, Report())) if doc]
     blocks = {}
-    for name, make in (("whoosh", lambda ix: ix.writer()), ("ours", lambda ix: _Writer(ix))):
-        (tmp_path / name).mkdir()
-        ix = whoosh_index.create_in(str(tmp_path / name), schema())
-        writer = make(ix)
-        for doc in docs:
-            writer.add_document(**doc)
-        writer.commit()
-        reader = ix.reader()
+    for name, reader in index_both_ways(content, tmp_path).items():
         assert reader.doc_frequency("body", "検索") == 300  # three blocks of up to 128 postings
         seen = []
         for fieldname, text in reader.all_terms():
