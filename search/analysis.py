@@ -28,6 +28,7 @@ searcher rank exact written forms above variants above readings.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -255,7 +256,12 @@ STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白",
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """What the analyzer makes of one word type; shared by all its occurrences in a text."""
+    """What the analyzer makes of one word type; shared by all its occurrences in a text.
+
+    Tens of thousands of these stay cached per process, so what can be
+    derived (the index terms beside the written form) is kept once, as the
+    UTF-8 keys the index stores.
+    """
 
     text: str  # folded written form: what the index stores at the word's position
     pos: str = ""  # UniDic part of speech, or "tech" / "number"
@@ -263,18 +269,23 @@ class Term:
     reading: str = ""  # katakana reading, when the written form has kanji
     parts: tuple[str, ...] = ()  # pieces of a technical compound (next, js)
     stop: bool = False
-    extras: tuple[str, ...] = ()  # index terms stored beside text at the same position
-    keys: tuple[bytes, ...] = ()  # text and extras in UTF-8, as the index stores them
+    keys: tuple[bytes, ...] = ()  # text and the extras in UTF-8, as the index stores them
+    surface: str = ""  # as MeCab printed it (NFKC text), for a word read by MeCab
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The index terms stored beside the written form at the same position."""
+        return tuple(key.decode("utf-8") for key in self.keys[1:])
 
 
 def _term(text: str, pos: str, variants: tuple[str, ...] = (), reading: str = "",
-          parts: tuple[str, ...] = (), stop: bool = False) -> Term:
-    extras: tuple[str, ...] = ()
+          parts: tuple[str, ...] = (), stop: bool = False, surface: str = "") -> Term:
+    keys: tuple[bytes, ...] = ()
     if not stop:
         extras = (*(VARIANT + v for v in variants), *((READING + reading,) if reading else ()),
                   *(p for p in parts if p != text))
-    keys = () if stop else tuple(t.encode("utf-8") for t in (text, *extras))
-    return Term(text, pos, variants, reading, parts, stop, extras, keys)
+        keys = tuple(t.encode("utf-8") for t in (text, *extras))
+    return Term(text, pos, variants, reading, parts, stop, keys, surface)
 
 
 @dataclass(slots=True)
@@ -412,16 +423,18 @@ def _scan(text: str, spans: bool) -> list:
                 numeral_run = surface
                 append(term)
         return result
-    get = _MORPHEMES.get
+    plain, get = _PLAIN_TERMS.get, _MORPHEMES.get
     find = mtext.find
     offset = 0
     for line in lines:
-        info = get(line)
-        if info is None:
+        term = plain(line)
+        if term is not None:
+            surface = term.surface
+            length, kind = len(surface), _PLAIN
+        else:
             if not line:
                 continue
-            info = _morpheme_info(line)
-        surface, length, term, kind = info
+            surface, length, term, kind = get(line) or _morpheme_info(line)
         if kind is _PLAIN:
             numeral_run = ""
             start = find(surface, offset)  # MeCab skips only whitespace between morphemes
@@ -456,17 +469,38 @@ def _scan(text: str, spans: bool) -> list:
 
 
 _PLAIN, _TECH_WORD, _NUMERAL = "plain", "tech", "numeral"
-_MORPHEMES: dict[str, tuple] = {}  # MeCab line -> (surface, length, term, kind)
-_PLAIN_TERMS: dict[str, Term] = {}  # MeCab line -> term, for the plain words among them
-_MORPHEME_CACHE = 50_000  # entries (~0.7 KB each)
+_PLAIN_TERMS: dict[str, Term] = {}  # MeCab line -> term, for the plain words
+_MORPHEMES: dict[str, tuple] = {}  # MeCab line -> (surface, length, term, kind), for the others
+# Lines cached per process (~0.65 KB each with the line): the large corpus has
+# 117k distinct lines, and a line not cached costs ~4.5 µs to analyse.
+_MORPHEME_CACHE = 80_000
+
+
+_SEEN_ONCE: set[int] = set()  # hashes of lines met once since the cache was half full
 
 
 def _morpheme_info(line: str) -> tuple[str, int, Term | None, str]:
+    """Analyse a line not in the caches, and cache it if there is room and it is likely to come again.
+
+    Once the cache is half full, a line is only cached the second time it
+    is met: lines met once (a third of the large corpus's) would otherwise
+    fill the rest of it and leave later, frequent lines out.
+    """
     info = _morpheme(line)
-    if len(_MORPHEMES) < _MORPHEME_CACHE:  # when full, the frequent lines are in already (Zipf)
+    size = len(_PLAIN_TERMS) + len(_MORPHEMES)
+    if size >= _MORPHEME_CACHE:
+        return info
+    if size >= _MORPHEME_CACHE // 2:
+        key = hash(line)
+        if key not in _SEEN_ONCE:
+            if len(_SEEN_ONCE) >= _MORPHEME_CACHE:  # ~4 MB
+                _SEEN_ONCE.clear()
+            _SEEN_ONCE.add(key)
+            return info
+    if info[3] is _PLAIN:
+        _PLAIN_TERMS[line] = info[2]
+    else:
         _MORPHEMES[line] = info
-        if info[3] is _PLAIN:
-            _PLAIN_TERMS[line] = info[2]
     return info
 _TECH_TERMS: dict[str, Term] = {}
 _NUMBER_TERMS: dict[str, Term] = {}
@@ -504,12 +538,14 @@ def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
     if surface == _PLACEHOLDER:
         return surface, 1, None, _TECH_WORD
     features = feature_raw.split(",")
-    pos1 = features[0]
+    pos1 = sys.intern(features[0])
     if pos1 == "名詞" and len(features) > 1 and features[1] == "数詞":
         number = kanji_to_number(surface)
         if number is not None:
             return surface, len(surface), _number_term(number), _NUMERAL
     text = fold(surface)
+    if text == surface:
+        text = surface  # one string for both (most Japanese words)
     stop = pos1 in STOP_POS
     variants: list[str] = []
     reading = ""
@@ -525,7 +561,7 @@ def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
             variants.append(stem.group(1))
         if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
             reading = fold(features[17])
-    return surface, len(surface), _term(text, pos1, tuple(variants), reading, (), stop), _PLAIN
+    return surface, len(surface), _term(text, pos1, tuple(variants), reading, (), stop, surface), _PLAIN
 
 
 # --- Whoosh tokenizer and filter ---------------------------------------------
