@@ -8,7 +8,7 @@ The pipeline is ``JapaneseTokenizer() | VariantFilter()``:
    offsets stay right.
 2. Technical words (``Next.js``, ``C#``, ``x86-64``, ``node_modules``) are cut
    out by a regular expression before MeCab sees them: MeCab splits them at
-   every symbol.
+   every symbol.  MeCab reads a placeholder noun in their place.
 3. Everything else goes through MeCab (fugashi + unidic-lite).  Each morpheme
    becomes one *unit*: its folded written form plus the variants UniDic knows
    (orthographic base form, lemma, reading).
