@@ -9,9 +9,12 @@ The pipeline is ``JapaneseTokenizer() | VariantFilter()``:
 2. Technical words (``Next.js``, ``C#``, ``x86-64``, ``node_modules``) are cut
    out by a regular expression before MeCab sees them: MeCab splits them at
    every symbol.  MeCab reads a placeholder noun in their place.
-3. Everything else goes through MeCab (fugashi + unidic-lite).  Each morpheme
-   becomes one *unit*: its folded written form plus the variants UniDic knows
-   (orthographic base form, lemma, reading).
+3. Everything else goes through MeCab (fugashi + unidic-lite), which prints a
+   short key line per morpheme (surface, context ids, cost); what the
+   analyzer makes of a line is cached, and the features of a new line
+   (part of speech, lemma, orthographic base form, reading) are looked up
+   once.  Each morpheme becomes one *unit*: its folded written form plus the
+   variants UniDic knows (orthographic base form, lemma, reading).
 4. Particles, auxiliary verbs and symbols are stop words; they take no
    position, so "画像の処理" and "画像処理" are the same phrase.
 
@@ -32,6 +35,8 @@ import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
+from itertools import compress, count, repeat
+from operator import is_
 from pathlib import Path
 
 from whoosh.analysis import Filter, Token, Tokenizer
@@ -303,26 +308,34 @@ class Unit:
 
 
 class _TaggerPool(threading.local):
-    """One MeCab tagger per thread: MeCab is not thread-safe."""
+    """One MeCab tagger per thread and output format: MeCab is not thread-safe."""
 
-    tagger = None
+    key = both = all = full = None
 
 
 _TAGGERS = _TaggerPool()
 
 
-# MeCab prints each morpheme as "surface<TAB>features" (search/mecabrc): one
-# string per text instead of a Python node object per morpheme.
+# MeCab prints each morpheme as one short line, "surface<TAB>ids<TAB>cost"
+# (search/mecabrc, output format "key"): the dictionary entry's left and
+# right context ids and its word cost tell entries with the same surface
+# apart, and cost MeCab nothing to print, where printing the features (part
+# of speech, lemma, ...) would add a quarter to its time.  The features of a
+# line not yet cached are found by :func:`_features`.
 _MECABRC = Path(__file__).with_name("mecabrc")
 
 
-def _tagger():
-    if _TAGGERS.tagger is None:
+def _tagger(output: str = "key"):
+    """This thread's MeCab tagger for an output format of search/mecabrc ("key", "both", "all", "full")."""
+    tagger = getattr(_TAGGERS, output)
+    if tagger is None:
         import fugashi
         import unidic_lite
 
-        _TAGGERS.tagger = fugashi.GenericTagger(f'-r "{_MECABRC}" -d "{unidic_lite.DICDIR}" -Ounits')
-    return _TAGGERS.tagger
+        extra = " -a" if output == "all" else ""  # all: every morpheme of the lattice, not only the best path
+        tagger = fugashi.GenericTagger(f'-r "{_MECABRC}" -d "{unidic_lite.DICDIR}" -O{output}{extra}')
+        setattr(_TAGGERS, output, tagger)
+    return tagger
 
 
 def _clean_lemma(lemma: str, surface: str) -> str:
@@ -362,6 +375,7 @@ def terms(text: str) -> list[Term]:
 # never contains a full-width letter, so it cannot be a word of the text.
 _PLACEHOLDER = "Ｘ"
 _TECH_GAP = f" {_PLACEHOLDER} "
+_PLACEHOLDER_LINE = _PLACEHOLDER + "\t"
 
 
 def _scan(text: str, spans: bool) -> list:
@@ -393,20 +407,34 @@ def _scan(text: str, spans: bool) -> list:
     numeral_run = ""  # the numeral being read, while numeral morphemes follow each other
     delta = 0  # position in ntext minus position in mtext, past the last technical word
     append = result.append
-    lines = _tagger().parse(mtext).split("\n")
+    if _MISSES.share < _COLD:
+        lines = _tagger().parse(mtext).split("\n")
+        missed = _Misses(lines, mtext)
+    else:  # most lines would miss the cache: have MeCab print the features too, and keep them for those
+        rows = [line.split("\t", 4) for line in _tagger("both").parse(mtext).split("\n")]
+        lines = ["\t".join(row[:4]) for row in rows]
+        missed = _Misses(lines, mtext, rows)
     if not spans:
-        # The indexing loop: most lines are plain words already seen, a
-        # single lookup in a dict that holds only those; the rest as below.
-        plain, get = _PLAIN_TERMS.get, _MORPHEMES.get
-        for line in lines:
-            term = plain(line)
-            if term is not None:
-                append(term)
+        # The indexing loop: most lines are plain words already seen, found
+        # by one lookup each in a dict that holds only those, all in C
+        # (map); the lines not found there (numerals, technical words,
+        # words not cached, the empty last line) are then read one by one.
+        found = list(map(_PLAIN_TERMS.get, lines))
+        missing = list(compress(count(), map(is_, found, repeat(None))))
+        if not missing:
+            missed.settle()
+            return found
+        get = _MORPHEMES.get
+        done = 0  # lines before this are in result
+        for i in missing:
+            if i > done:
+                result += found[done:i]
                 numeral_run = ""
-                continue
+            done = i + 1
+            line = lines[i]
             if not line:
                 continue
-            surface, length, term, kind = get(line) or _morpheme_info(line)
+            surface, length, term, kind = get(line) or missed(line)
             if kind is _PLAIN:
                 append(term)
                 numeral_run = ""
@@ -422,6 +450,8 @@ def _scan(text: str, spans: bool) -> list:
             else:
                 numeral_run = surface
                 append(term)
+        result += found[done:]
+        missed.settle()
         return result
     plain, get = _PLAIN_TERMS.get, _MORPHEMES.get
     find = mtext.find
@@ -434,7 +464,7 @@ def _scan(text: str, spans: bool) -> list:
         else:
             if not line:
                 continue
-            surface, length, term, kind = get(line) or _morpheme_info(line)
+            surface, length, term, kind = get(line) or missed(line)
         if kind is _PLAIN:
             numeral_run = ""
             start = find(surface, offset)  # MeCab skips only whitespace between morphemes
@@ -465,28 +495,122 @@ def _scan(text: str, spans: bool) -> list:
             else:
                 numeral_run = surface
                 append((term, s, e))
+    missed.settle()
     return result
 
 
 _PLAIN, _TECH_WORD, _NUMERAL = "plain", "tech", "numeral"
 _PLAIN_TERMS: dict[str, Term] = {}  # MeCab line -> term, for the plain words
 _MORPHEMES: dict[str, tuple] = {}  # MeCab line -> (surface, length, term, kind), for the others
-# Lines cached per process (~0.65 KB each with the line): the large corpus has
-# 117k distinct lines, and a line not cached costs ~4.5 µs to analyse.
-_MORPHEME_CACHE = 80_000
+# Lines cached per process (~0.67 KB each with the line): the large corpus has
+# 130k distinct lines, 106k of them met more than once, and a line not cached
+# costs ~50 µs to look up on its own (see _Misses).
+_MORPHEME_CACHE = 150_000
 
 
 _SEEN_ONCE: set[int] = set()  # hashes of lines met once since the cache was half full
 
 
-def _morpheme_info(line: str) -> tuple[str, int, Term | None, str]:
+class _MissShare(threading.local):
+    """The share of MeCab lines that missed the caches, recently, in this thread (an exponential average)."""
+
+    share = 1.0
+
+
+_MISSES = _MissShare()
+# Past this share of lines missing the caches (a process that has just
+# started), MeCab prints every morpheme's features along with its key line,
+# which costs a quarter more MeCab time but less than finding them for
+# many lines on their own (see :func:`_features`).
+_COLD = 0.05
+_RESOLVE_SHARE = 18
+
+
+class _Misses:
+    """The lines of one text that are in neither cache, analysed together when the first is met."""
+
+    __slots__ = ("infos", "lines", "mtext", "rows")
+
+    def __init__(self, lines: list[str], mtext: str, rows: list[list[str]] | None = None):
+        self.lines, self.mtext, self.rows, self.infos = lines, mtext, rows, None
+
+    def __call__(self, line: str) -> tuple[str, int, Term | None, str]:
+        if self.infos is None:
+            wanted = {line for line in self.lines
+                      if line and line not in _PLAIN_TERMS and line not in _MORPHEMES}
+            words = {line for line in wanted if not line.startswith(_PLACEHOLDER_LINE)}
+            if self.rows is not None:  # MeCab printed the features ("both")
+                features = {key: row[4].split("\t") for key, row in zip(self.lines, self.rows) if key in words}
+            else:
+                # On their own, each line's features cost ~50 µs; the whole text again ~3 µs a line.
+                features = _features(words) if len(words) * _RESOLVE_SHARE < len(self.lines) else None
+                if features is None:
+                    features = _features_in_context(words, self.lines, self.mtext)
+            self.infos = {line: _morpheme_info(line, features.get(line, ())) for line in wanted}
+        return self.infos[line]
+
+    def settle(self) -> None:
+        """Count this text's misses in the recent share."""
+        missed = len(self.infos) if self.infos is not None else 0
+        _MISSES.share = 0.9 * _MISSES.share + 0.1 * missed / len(self.lines)
+
+
+def _features(lines: set[str]) -> dict[str, list[str]] | None:
+    """The features of MeCab key lines, read from the dictionary; None if any line is not found or ambiguous.
+
+    The surfaces go to MeCab on their own, between spaces, with all the
+    morphemes of the lattice printed ("all" output): each dictionary entry
+    that could be read there is printed with its byte span, ids, cost and
+    features, whatever path MeCab would choose, so each line's entry is the
+    one with its surface's span, ids and cost.  Unknown words are made from
+    the same characters the same way.  Entries that differ only in what
+    the analyzer does not keep (the gloss in カーネル-kernel, カーネル-colonel)
+    are the same to it.
+    """
+    if not lines:
+        return {}
+    surfaces = {line.partition("\t")[0] for line in lines}
+    spans, position = {}, 0
+    for surface in surfaces:
+        size = len(surface.encode("utf-8"))
+        spans[position, position + size] = surface
+        position += size + 1
+    found: dict[str, list[str]] = {}
+    for out in _tagger("all").parse(" ".join(surfaces)).split("\n"):
+        fields = out.split("\t")
+        if len(fields) < 7:
+            continue
+        surface = spans.get((int(fields[0]), int(fields[1])))
+        if surface is None:
+            continue
+        line = "\t".join((surface, *fields[2:5]))
+        if line in lines:
+            features = found.setdefault(line, fields[5:])
+            if features != fields[5:] and _morpheme(surface, features) != _morpheme(surface, fields[5:]):
+                return None  # two entries alike but for what the analyzer makes of them (非力: ヒリキ, ヒリョク)
+    return found if len(found) == len(lines) else None
+
+
+def _features_in_context(lines: set[str], keys: list[str], mtext: str) -> dict[str, list[str]]:
+    """The features of *lines*, read by analysing the whole text again with features printed.
+
+    MeCab finds the same morphemes whatever it prints, so the "full" output
+    has one line per line of the "key" output.
+    """
+    full = _tagger("full").parse(mtext).split("\n")
+    if len(full) != len(keys):
+        raise RuntimeError("MeCab read a text differently twice")
+    return {key: line.split("\t")[1:] for key, line in zip(keys, full) if key in lines}
+
+
+def _morpheme_info(line: str, features) -> tuple[str, int, Term | None, str]:
     """Analyse a line not in the caches, and cache it if there is room and it is likely to come again.
 
     Once the cache is half full, a line is only cached the second time it
     is met: lines met once (a third of the large corpus's) would otherwise
     fill the rest of it and leave later, frequent lines out.
     """
-    info = _morpheme(line)
+    info = _morpheme(line.partition("\t")[0], features)
     size = len(_PLAIN_TERMS) + len(_MORPHEMES)
     if size >= _MORPHEME_CACHE:
         return info
@@ -502,6 +626,8 @@ def _morpheme_info(line: str) -> tuple[str, int, Term | None, str]:
     else:
         _MORPHEMES[line] = info
     return info
+
+
 _TECH_TERMS: dict[str, Term] = {}
 _NUMBER_TERMS: dict[str, Term] = {}
 
@@ -528,16 +654,16 @@ def _number_term(value: str) -> Term:
     return term
 
 
-def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
-    """(surface, its length, term, kind) of one line of MeCab output; cached by the caller.
+def _morpheme(surface: str, features) -> tuple[str, int, Term | None, str]:
+    """(surface, its length, term, kind) of one morpheme; cached by the caller.
 
-    Morphemes repeat a lot (Zipf), so this per-type work is done once per
-    distinct (surface, features) line instead of once per token.
+    *features* are pos1, pos2, lemma, orthBase, kana (search/mecabrc),
+    only pos1 and pos2 for unknown words.  Morphemes repeat a lot (Zipf),
+    so this per-type work is done once per distinct MeCab line instead of
+    once per token.
     """
-    surface, _, feature_raw = line.partition("\t")
     if surface == _PLACEHOLDER:
         return surface, 1, None, _TECH_WORD
-    features = feature_raw.split(",")
     pos1 = sys.intern(features[0])
     if pos1 == "名詞" and len(features) > 1 and features[1] == "数詞":
         number = kanji_to_number(surface)
@@ -549,8 +675,9 @@ def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
     stop = pos1 in STOP_POS
     variants: list[str] = []
     reading = ""
-    if not stop and len(features) > 10:
-        for form in (features[10], _clean_lemma(features[7], surface)):  # orthBase, lemma
+    if not stop and len(features) == 5:
+        lemma, orth_base, kana = features[2:]
+        for form in (orth_base, _clean_lemma(lemma, surface)):
             if form and form != "*":
                 form = fold(form)
                 if form != text and form not in variants:
@@ -559,8 +686,8 @@ def _morpheme(line: str) -> tuple[str, int, Term | None, str]:
         if stem and stem.group(1) not in variants:
             # 置換え, 読込み, 申込み are also written 置換, 読込, 申込 (表記ゆれ of okurigana).
             variants.append(stem.group(1))
-        if len(features) > 17 and _KANJI.search(surface) and features[17] not in ("", "*"):
-            reading = fold(features[17])
+        if kana not in ("", "*") and _KANJI.search(surface):
+            reading = fold(kana)
     return surface, len(surface), _term(text, pos1, tuple(variants), reading, (), stop, surface), _PLAIN
 
 
