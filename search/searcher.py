@@ -25,7 +25,8 @@ from itertools import chain
 from pathlib import Path
 
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher
+from whoosh.reading import TermNotFound
 from whoosh.scoring import bm25
 from whoosh.util.numeric import byte_to_length
 
@@ -916,17 +917,59 @@ class _Postings:
 
     def __init__(self, reader):
         self.reader = reader
-        self._frequencies: dict[tuple[str, str], int] = {}
+        self._leaves = list(reader.leaf_readers())
+        self._infos: dict[tuple[str, str], list[tuple]] = {}
+        self._lists: dict[tuple[str, str], tuple[list[int], list[float], list[bytes]]] = {}
         self._weights: dict[tuple[str, str], dict[int, float]] = {}
         self._docs: dict[tuple[str, str], frozenset[int]] = {}
         self._phrases: dict[tuple, frozenset[int]] = {}
 
-    def doc_frequency(self, fieldname: str, term: str) -> int:
-        """In how many documents the field has the term (asked of the index once per search)."""
+    def _term_infos(self, fieldname: str, term: str) -> list[tuple]:
+        """(segment reader, first document number, term info) of each segment with the term.
+
+        One term-table lookup per segment, for the document frequency and the
+        postings both; Whoosh's reader looks a term up three times on its way
+        to the postings (doc_frequency, ``in``, postings).
+        """
         key = (fieldname, term)
-        found = self._frequencies.get(key)
+        found = self._infos.get(key)
         if found is None:
-            found = self._frequencies[key] = self.reader.doc_frequency(fieldname, term)
+            found = self._infos[key] = []
+            field = self.reader.schema[fieldname] if fieldname in self.reader.schema else None
+            if field is not None:
+                tbytes = field.to_bytes(term)
+                for leaf, base in self._leaves:
+                    try:
+                        found.append((leaf, base, leaf._terms.term_info(fieldname, tbytes)))  # whoosh-reloaded is pinned
+                    except TermNotFound:
+                        pass
+        return found
+
+    def doc_frequency(self, fieldname: str, term: str) -> int:
+        """In how many documents the field has the term, deleted ones included, as Whoosh counts."""
+        return sum(info.doc_frequency() for _, _, info in self._term_infos(fieldname, term))
+
+    def _postings(self, fieldname: str, term: str) -> tuple[list[int], list[float], list[bytes]]:
+        """Document numbers (ascending), term frequencies and encoded values of the live postings of a term."""
+        key = (fieldname, term)
+        found = self._lists.get(key)
+        if found is None:
+            ids: list[int] = []
+            weights: list[float] = []
+            values: list[bytes] = []
+            format_ = self.reader.schema[fieldname].format if fieldname in self.reader.schema else None
+            for leaf, base, info in self._term_infos(fieldname, term):
+                leaf_ids, leaf_weights, leaf_values = _segment_postings(leaf, info, format_)
+                deleted = leaf.deleted_docs_set
+                if deleted:
+                    kept = [i for i, d in enumerate(leaf_ids) if d not in deleted]
+                    leaf_ids = [leaf_ids[i] for i in kept]
+                    leaf_weights = [leaf_weights[i] for i in kept]
+                    leaf_values = [leaf_values[i] for i in kept]
+                ids.extend([base + d for d in leaf_ids] if base else leaf_ids)
+                weights.extend(leaf_weights)
+                values.extend(leaf_values)
+            found = self._lists[key] = ids, weights, values
         return found
 
     def weights(self, fieldname: str, term: str) -> dict[int, float]:
@@ -934,27 +977,30 @@ class _Postings:
         key = (fieldname, term)
         found = self._weights.get(key)
         if found is None:
-            found = {}
-            if self.doc_frequency(fieldname, term):
-                m = self.reader.postings(fieldname, term)
-                while m.is_active():
-                    found[m.id()] = m.weight()
-                    m.next()
-            self._weights[key] = found
+            ids, weights, _ = self._postings(fieldname, term)
+            found = self._weights[key] = dict(zip(ids, weights))
         return found
 
     def docs(self, fieldname: str, term: str) -> frozenset[int]:
         key = (fieldname, term)
         docs = self._docs.get(key)
         if docs is None:
-            docs = self._docs[key] = frozenset(self.weights(fieldname, term))
+            docs = self._docs[key] = frozenset(self._postings(fieldname, term)[0])
         return docs
+
+    def positions(self, fieldname: str, term: str, doc: int) -> list[int]:
+        """The positions of the term in the document's field (none if it is not there)."""
+        ids, _, values = self._postings(fieldname, term)
+        i = bisect_left(ids, doc)
+        if i == len(ids) or ids[i] != doc:
+            return []
+        return self.reader.schema[fieldname].format.decoder("positions")(values[i])
 
     def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
         """Documents with a term of each slot at consecutive positions in the field.
 
         What Whoosh's ``Sequence(slop=1)`` matches, found without its span
-        matchers: positions are read only for documents with every slot, rarest
+        matchers: positions are decoded only for documents with every slot, rarest
         slot first, and a document is dropped as soon as one slot does not follow.
         """
         key = (fieldname, tuple(tuple(terms) for terms in slots))
@@ -965,17 +1011,11 @@ class _Postings:
         slot_docs = [frozenset().union(*(self.docs(fieldname, t) for t in terms)) for terms in slots]
         candidates = frozenset.intersection(*slot_docs)
         order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
-        matchers = {i: [self.reader.postings(fieldname, t) for t in slots[i]] for i in order} if candidates else {}
         found = set()
-        for doc in sorted(candidates):
+        for doc in candidates:
             starts = None
             for i in order:
-                positions = set()
-                for m in matchers[i]:
-                    if m.is_active() and m.id() < doc:
-                        m.skip_to(doc)
-                    if m.is_active() and m.id() == doc:
-                        positions.update(p - i for p in m.value_as("positions"))
+                positions = {p - i for t in slots[i] for p in self.positions(fieldname, t, doc)}
                 starts = positions if starts is None else starts & positions
                 if not starts:
                     break
@@ -983,6 +1023,37 @@ class _Postings:
                 found.add(doc)
         found = self._phrases[key] = frozenset(found)
         return found
+
+
+def _segment_postings(leaf, info, format_) -> tuple:
+    """(ids, weights, values) of a term's postings in one segment, deleted documents included.
+
+    Read a block at a time: Whoosh's matchers cost several method calls per
+    posting (through the wrappers of a reader over several segments, more).
+    Same values as the matcher's id(), weight() and value(): the weights are
+    the block's float32 array, or Whoosh's own expansion of a block's one weight.
+    """
+    terms = leaf._terms  # whoosh-reloaded is pinned; tests compare this with Whoosh's matchers
+    m = terms._codec.postings_reader(terms._postfile, info, format_)
+    if not isinstance(m, W3LeafMatcher):  # a term in one document: postings inlined in the term table
+        ids, weights, values = [], [], []
+        while m.is_active():
+            ids.append(m.id())
+            weights.append(m.weight())
+            values.append(m.value())
+            m.next()
+        return ids, weights, values
+    ids, weights, values = [], [], []
+    while True:
+        m._read_ids()
+        m._read_weights()
+        m._read_values()
+        ids.extend(m._ids)
+        weights.extend(m._weights)
+        values.extend(m._values)
+        if m._lastblock:
+            return ids, weights, values
+        m._goto(m._nextoffset)
 
 
 class _Scorer:

@@ -398,3 +398,39 @@ def test_suggest_lexicon_read_per_segment_equals_whooshs_merged_terms(tmp_path):
             got = _TermList(reader, fieldname, ranges)
             assert list(zip(got.terms, got.frequencies)) == expected
             assert expected or fieldname == "tags"
+
+
+def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
+    """Postings read a block at a time, over several segments with deleted documents, as Whoosh's matchers give them."""
+    from search.indexer import build, update
+    from search.searcher import _Postings
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(300):  # more postings of 東京 than a block holds
+        (content / f"a{n:03d}.md").write_text(
+            f"---\ntitle: 東京の記事{n}\nslug: a{n:03d}\n---\n" + "東京と大阪。" * (n % 4 + 1) + f"一度だけ{n}\n",
+            encoding="utf-8")
+    index = tmp_path / "index"
+    build(content, index, workers=2)
+    for n in (5, 150):  # an update deletes the old version of a changed article
+        path = content / f"a{n:03d}.md"
+        path.write_text(path.read_text(encoding="utf-8").replace("大阪", "京都"), encoding="utf-8")
+    update(content, index)
+    searcher = Searcher(index)  # keeps the snapshot's files open
+    reader = searcher.snapshot().searcher.reader()
+    assert len(reader.leaf_readers()) >= 3 and reader.has_deletions()
+    postings = _Postings(reader)
+    for fieldname, term in [("body", "東京"), ("body", "大阪"), ("body", "京都"), ("title", "記事"), ("body", "150"),
+                            ("body", "存在しない"), ("nofield", "東京")]:
+        expected = {}
+        if fieldname in reader.schema and reader.doc_frequency(fieldname, term):
+            m = reader.postings(fieldname, term)
+            while m.is_active():
+                expected[m.id()] = (m.weight(), m.value_as("positions"))
+                m.next()
+        assert postings.weights(fieldname, term) == {d: w for d, (w, _) in expected.items()}
+        assert {d: postings.positions(fieldname, term, d) for d in expected} == {d: p for d, (_, p) in expected.items()}
+        df = reader.doc_frequency(fieldname, term) if fieldname in reader.schema else 0
+        assert postings.doc_frequency(fieldname, term) == df
+    assert len(postings.docs("body", "東京")) == 300 and len(postings.docs("body", "京都")) == 2
