@@ -988,14 +988,6 @@ class _Postings:
             docs = self._docs[key] = frozenset(self._postings(fieldname, term)[0])
         return docs
 
-    def positions(self, fieldname: str, term: str, doc: int) -> list[int]:
-        """The positions of the term in the document's field (none if it is not there)."""
-        ids, _, values = self._postings(fieldname, term)
-        i = bisect_left(ids, doc)
-        if i == len(ids) or ids[i] != doc:
-            return []
-        return self.reader.schema[fieldname].format.decoder("positions")(values[i])
-
     def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
         """Documents with a term of each slot at consecutive positions in the field.
 
@@ -1011,11 +1003,18 @@ class _Postings:
         slot_docs = [frozenset().union(*(self.docs(fieldname, t) for t in terms)) for terms in slots]
         candidates = frozenset.intersection(*slot_docs)
         order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
+        decode = self.reader.schema[fieldname].format.decoder("positions") if candidates else None
+        # (slot number, [(document numbers, encoded positions) of each of its terms]), rarest slot first
+        slot_lists = [(i, [self._postings(fieldname, t)[::2] for t in slots[i]]) for i in order]
         found = set()
         for doc in candidates:
             starts = None
-            for i in order:
-                positions = {p - i for t in slots[i] for p in self.positions(fieldname, t, doc)}
+            for shift, lists in slot_lists:
+                positions = set()
+                for ids, values in lists:
+                    j = bisect_left(ids, doc)
+                    if j < len(ids) and ids[j] == doc:
+                        positions.update([p - shift for p in decode(values[j])])
                 starts = positions if starts is None else starts & positions
                 if not starts:
                     break
