@@ -420,7 +420,7 @@ def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
     searcher = Searcher(index)  # keeps the snapshot's files open
     reader = searcher.snapshot().searcher.reader()
     assert len(reader.leaf_readers()) >= 3 and reader.has_deletions()
-    postings = _Postings(reader)
+    postings = _Postings(searcher.snapshot())
     for fieldname, term in [("body", "東京"), ("body", "大阪"), ("body", "京都"), ("title", "記事"), ("body", "150"),
                             ("body", "存在しない"), ("nofield", "東京")]:
         expected = {}
@@ -436,3 +436,39 @@ def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
         df = reader.doc_frequency(fieldname, term) if fieldname in reader.schema else 0
         assert postings.doc_frequency(fieldname, term) == df
     assert len(postings.docs("body", "東京")) == 300 and len(postings.docs("body", "京都")) == 2
+
+
+def test_term_tables_read_through_a_memory_map_equal_whooshs_term_infos(built):
+    """Every term of every segment, and terms a segment does not have, as Whoosh's term table gives them."""
+    searcher = Searcher(built[1])
+    snap = searcher.snapshot()
+    leaves = snap.searcher.reader().leaf_readers()
+    assert len(snap.term_tables) == len(leaves)
+    for (leaf, _), table in zip(leaves, snap.term_tables):
+        terms = leaf._terms
+        assert table._buffer is not None  # the index's segments are plain files: mapped
+        for (fieldname, tbytes), info in terms.items():
+            assert table.term_info(fieldname, tbytes).__dict__ == info.__dict__
+        for fieldname, tbytes in [("body", "ない語".encode()), ("title", b"zzzz"), ("nofield", b"x")]:
+            assert (fieldname, tbytes) not in terms and table.term_info(fieldname, tbytes) is None
+    searcher.close()
+    assert all(table._buffer.closed for table in snap.term_tables)
+
+
+def test_term_table_not_in_a_plain_file_is_read_by_whoosh(tmp_path):
+    """A segment in a compound file (Whoosh's writer, compound=True) is looked up through Whoosh's own reader."""
+    from whoosh.index import create_in
+
+    from search.indexer import schema
+    from search.searcher import _TermTable
+
+    ix = create_in(str(tmp_path), schema())
+    with ix.writer() as writer:  # compound by default
+        writer.add_document(path="a.md", slug="a", title="東京の記事", body="東京と大阪")
+    with ix.reader() as reader:
+        table = _TermTable(reader)
+        assert table._buffer is None
+        for (fieldname, tbytes), info in reader._terms.items():
+            assert table.term_info(fieldname, tbytes).__dict__ == info.__dict__
+        assert table.term_info("body", "京都".encode()) is None
+        table.close()
