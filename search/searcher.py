@@ -28,7 +28,6 @@ from pathlib import Path
 
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3TermInfo
-from whoosh.scoring import bm25
 from whoosh.util.numeric import byte_to_length
 
 from . import analysis
@@ -203,6 +202,7 @@ class _Snapshot:
         self.live = frozenset(reader.all_doc_ids())
         self.term_tables.extend(_TermTable(leaf) for leaf, _ in reader.leaf_readers())
         self._lengths: dict[str, list[int]] = {}
+        self._norms: dict[str, list[float | None]] = {}
         self._lexicon: _Lexicon | None = None
 
     def field_lengths(self, fieldname: str) -> list[int]:
@@ -211,6 +211,21 @@ class _Snapshot:
         if lengths is None:
             lengths = self._lengths[fieldname] = _field_lengths(self.searcher.reader(), fieldname)
         return lengths
+
+    def length_norms(self, fieldname: str) -> list[float | None]:
+        """Every document's ``K1 * ((1 - B) + B * fl / avgfl)``: the part of Whoosh's bm25() that depends on the document.
+
+        Computed as bm25() computes it, so that a term's scores are the same
+        floats; None for a document without the field.
+        """
+        norms = self._norms.get(fieldname)
+        if norms is None:
+            weighting = self.searcher.weighting
+            b, k1 = weighting._field_B.get(fieldname, weighting.B), weighting.K1
+            avgfl = self.searcher.avg_field_length(fieldname) or 1
+            norms = self._norms[fieldname] = [None if fl is None else k1 * ((1 - b) + b * fl / avgfl)
+                                              for fl in self.field_lengths(fieldname)]
+        return norms
 
     def lexicon(self) -> "_Lexicon":
         """The words and readings suggest completes; read on first use (CLI queries never need it)."""
@@ -413,17 +428,15 @@ class _FacetField:
         self.display = {k: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for k, c in spellings.items()}
         self.docs = docs
         self.keys = list(docs)
-        index = {k: i for i, k in enumerate(self.keys)}
-        by_doc: dict[int, list[int]] = {}
-        for key, ids in docs.items():
+        by_doc: list[tuple[int, ...]] = [()] * reader.doc_count_all()
+        for i, ids in enumerate(docs.values()):
             for d in ids:
-                by_doc.setdefault(d, []).append(index[key])
-        self.by_doc = {d: tuple(v) for d, v in by_doc.items()}
+                by_doc[d] += (i,)
+        self.by_doc = by_doc  # a list, not a dict: map() over its __getitem__ runs without a Python call per document
 
     def count(self, docnums) -> Counter:
         """How many of *docnums* have each value (by key index)."""
-        get = self.by_doc.get
-        return Counter(chain.from_iterable(get(d, ()) for d in docnums))
+        return Counter(chain.from_iterable(map(self.by_doc.__getitem__, docnums)))
 
 
 def facet_key(value: str) -> str:
@@ -1011,7 +1024,7 @@ class _Postings:
         """In how many documents the field has the term, deleted ones included, as Whoosh counts."""
         return sum(info.doc_frequency() for _, _, info in self._term_infos(fieldname, term))
 
-    def _postings(self, fieldname: str, term: str) -> tuple[list[int], list[float], list[bytes]]:
+    def lists(self, fieldname: str, term: str) -> tuple[list[int], list[float], list[bytes]]:
         """Document numbers (ascending), term frequencies and encoded values of the live postings of a term."""
         key = (fieldname, term)
         found = self._lists.get(key)
@@ -1039,7 +1052,7 @@ class _Postings:
         key = (fieldname, term)
         found = self._weights.get(key)
         if found is None:
-            ids, weights, _ = self._postings(fieldname, term)
+            ids, weights, _ = self.lists(fieldname, term)
             found = self._weights[key] = dict(zip(ids, weights))
         return found
 
@@ -1047,7 +1060,7 @@ class _Postings:
         key = (fieldname, term)
         docs = self._docs.get(key)
         if docs is None:
-            docs = self._docs[key] = frozenset(self._postings(fieldname, term)[0])
+            docs = self._docs[key] = frozenset(self.lists(fieldname, term)[0])
         return docs
 
     def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
@@ -1067,7 +1080,7 @@ class _Postings:
         order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
         decode = self.reader.schema[fieldname].format.decoder("positions") if candidates else None
         # (slot number, [(document numbers, encoded positions) of each of its terms]), rarest slot first
-        slot_lists = [(i, [self._postings(fieldname, t)[::2] for t in slots[i]]) for i in order]
+        slot_lists = [(i, [self.lists(fieldname, t)[::2] for t in slots[i]]) for i in order]
         found = set()
         for doc in candidates:
             starts = None
@@ -1166,17 +1179,19 @@ class _Scorer:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             self.timed_out = True
             return {}
-        weights = self.postings.weights(fieldname, text)
-        if not weights:
-            return {}
-        searcher = self.searcher
-        idf = searcher.idf(fieldname, text)
-        avgfl = searcher.avg_field_length(fieldname) or 1
-        b = self.weighting._field_B.get(fieldname, self.weighting.B)
-        k1 = self.weighting.K1
-        lengths = self.snap.field_lengths(fieldname)
-        docs = weights if within is None else weights.keys() & within
-        return {d: bm25(idf, weights[d], lengths[d], avgfl, b, k1) for d in docs}
+        if within is None:
+            ids, weights, _ = self.postings.lists(fieldname, text)
+            if not ids:
+                return {}
+            pairs = zip(ids, weights)
+        else:
+            weights = self.postings.weights(fieldname, text)
+            pairs = ((d, weights[d]) for d in weights.keys() & within)
+        idf = self.searcher.idf(fieldname, text)
+        k1_plus_1 = self.weighting.K1 + 1
+        norms = self.snap.length_norms(fieldname)
+        # Whoosh's bm25(idf, tf, fl, avgfl, B, K1): idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl)))
+        return {d: idf * ((tf * k1_plus_1) / (tf + norms[d])) for d, tf in pairs}
 
     def _phrase(self, q, within: set[int] | None) -> dict[int, float]:
         fieldname = next(iter(q.iter_all_terms()))[0]

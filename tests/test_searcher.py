@@ -429,7 +429,7 @@ def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
             while m.is_active():
                 expected[m.id()] = (m.weight(), m.value_as("positions"))
                 m.next()
-        ids, weights, values = postings._postings(fieldname, term)
+        ids, weights, values = postings.lists(fieldname, term)
         decode = reader.schema[fieldname].format.decoder("positions") if expected else None
         assert {d: (w, decode(v)) for d, w, v in zip(ids, weights, values)} == expected
         assert ids == sorted(expected) and postings.weights(fieldname, term) == {d: w for d, (w, _) in expected.items()}
@@ -472,3 +472,19 @@ def test_term_table_not_in_a_plain_file_is_read_by_whoosh(tmp_path):
             assert table.term_info(fieldname, tbytes).__dict__ == info.__dict__
         assert table.term_info("body", "京都".encode()) is None
         table.close()
+
+
+@pytest.mark.parametrize("fieldname,term", [("body", "=泳ぐ"), ("title", "画像"), ("body", "=する"), ("tags", "javascript")])
+def test_term_scores_are_whooshs_bm25f_scores(built, fieldname, term):
+    """A term scored from its postings and the precomputed length norms, as Whoosh's own BM25F scorer scores it."""
+    from whoosh import query as wq
+
+    from search.searcher import _Postings, _Scorer
+
+    snap = Searcher(built[1]).snapshot()
+    q = wq.Term(fieldname, term)
+    expected = {hit.docnum: hit.score for hit in snap.searcher.search(q, limit=None)}
+    scores = _Scorer(snap, _Postings(snap)).scores(q)
+    assert scores == expected and expected
+    within = set(list(expected)[::2])
+    assert _Scorer(snap, _Postings(snap)).scores(q, within) == {d: s for d, s in expected.items() if d in within}
