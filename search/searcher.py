@@ -13,6 +13,7 @@ import io
 import math
 import mmap
 import os
+import pickle
 import re
 import struct
 import threading
@@ -23,7 +24,7 @@ from array import array
 from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
-from itertools import chain
+from itertools import accumulate, chain
 from pathlib import Path
 
 from whoosh import query as wq
@@ -1063,40 +1064,67 @@ class _Postings:
             docs = self._docs[key] = frozenset(self.lists(fieldname, term)[0])
         return docs
 
-    def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
-        """Documents with a term of each slot at consecutive positions in the field.
+    def phrase_docs(self, fieldname: str, slots: list[list[str]], within: set[int] | None = None) -> set[int]:
+        """Documents (of *within*, if given) with a term of each slot at consecutive positions in the field.
 
         What Whoosh's ``Sequence(slop=1)`` matches, found without its span
-        matchers: positions are decoded only for documents with every slot, rarest
-        slot first, and a document is dropped as soon as one slot does not follow.
+        matchers. Positions are decoded only for documents with every slot
+        and, when the phrase is part of a larger query, only for those the
+        rest of it allows; a document is checked once per search.
         """
         key = (fieldname, tuple(tuple(terms) for terms in slots))
-        found = self._phrases.get(key)
-        if found is not None:
-            return found
-        slots = [[t for t in terms if self.docs(fieldname, t)] for terms in slots]
-        slot_docs = [frozenset().union(*(self.docs(fieldname, t) for t in terms)) for terms in slots]
-        candidates = frozenset.intersection(*slot_docs)
+        phrase = self._phrases.get(key)
+        if phrase is None:
+            slots = [[t for t in terms if self.docs(fieldname, t)] for terms in slots]
+            phrase = self._phrases[key] = _Phrase([[self.lists(fieldname, t) for t in terms] for terms in slots])
+        return phrase.matches(within)
+
+
+class _Phrase:
+    """The documents that have a phrase, checked from the positions of its slots' terms as they are asked for."""
+
+    def __init__(self, slots: list[list[tuple[list[int], list, list[bytes]]]]):
+        slot_docs = [frozenset().union(*(ids for ids, _, _ in terms)) for terms in slots]
+        self.unchecked = set(frozenset.intersection(*slot_docs))
+        self.found: set[int] = set()
+        # Rarest slot first: a document is dropped as soon as one slot does not follow the ones before.
         order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
-        decode = self.reader.schema[fieldname].format.decoder("positions") if candidates else None
-        # (slot number, [(document numbers, encoded positions) of each of its terms]), rarest slot first
-        slot_lists = [(i, [self.lists(fieldname, t)[::2] for t in slots[i]]) for i in order]
-        found = set()
-        for doc in candidates:
+        # (slot number, [{document: encoded positions} of each of its terms])
+        self.slots = [(i, [dict(zip(ids, values)) for ids, _, values in slots[i]]) for i in order]
+
+    def matches(self, within: set[int] | None) -> set[int]:
+        """The documents (of *within*) with the phrase."""
+        todo = self.unchecked if within is None else self.unchecked & within
+        if todo:
+            self.unchecked = self.unchecked - todo
+            self.found.update(self._check(todo))
+        return self.found if within is None else self.found & within
+
+    def _check(self, docs) -> list[int]:
+        found = []
+        for doc in docs:
             starts = None
-            for shift, lists in slot_lists:
+            for shift, terms in self.slots:
                 positions = set()
-                for ids, values in lists:
-                    j = bisect_left(ids, doc)
-                    if j < len(ids) and ids[j] == doc:
-                        positions.update([p - shift for p in decode(values[j])])
+                for values in terms:
+                    value = values.get(doc)
+                    if value is not None:
+                        positions.update([p - shift for p in _positions(value)])
                 starts = positions if starts is None else starts & positions
                 if not starts:
                     break
             else:
-                found.add(doc)
-        found = self._phrases[key] = frozenset(found)
+                found.append(doc)
         return found
+
+
+def _positions(value: bytes) -> list[int]:
+    """The positions in a posting's value: what Whoosh's Positions.decode_positions returns.
+
+    Its encoding is a length, then the pickled gaps between positions; this
+    is its decoder without a function call and a bytes literal per value.
+    """
+    return list(accumulate(pickle.loads(value[4:] if value.endswith(b".") else value[4:] + b".")))
 
 
 def _segment_postings(leaf, info, format_) -> tuple:
@@ -1196,9 +1224,7 @@ class _Scorer:
     def _phrase(self, q, within: set[int] | None) -> dict[int, float]:
         fieldname = next(iter(q.iter_all_terms()))[0]
         slots = [[sub.text] if isinstance(sub, wq.Term) else [t.text for t in sub.subqueries] for sub in q.subqueries]
-        docs = self.postings.phrase_docs(fieldname, slots)
-        if within is not None:
-            docs = docs & within
+        docs = self.postings.phrase_docs(fieldname, slots, within)
         if not docs:
             return {}
         parts = [self.scores(sub, docs) for sub in q.subqueries]

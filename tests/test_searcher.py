@@ -403,7 +403,7 @@ def test_suggest_lexicon_read_per_segment_equals_whooshs_merged_terms(tmp_path):
 def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
     """Postings read a block at a time, over several segments with deleted documents, as Whoosh's matchers give them."""
     from search.indexer import build, update
-    from search.searcher import _Postings
+    from search.searcher import _positions, _Postings
 
     content = tmp_path / "content"
     content.mkdir()
@@ -432,6 +432,7 @@ def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
         ids, weights, values = postings.lists(fieldname, term)
         decode = reader.schema[fieldname].format.decoder("positions") if expected else None
         assert {d: (w, decode(v)) for d, w, v in zip(ids, weights, values)} == expected
+        assert [_positions(v) for v in values] == [p for _, p in expected.values()]
         assert ids == sorted(expected) and postings.weights(fieldname, term) == {d: w for d, (w, _) in expected.items()}
         df = reader.doc_frequency(fieldname, term) if fieldname in reader.schema else 0
         assert postings.doc_frequency(fieldname, term) == df
@@ -488,3 +489,19 @@ def test_term_scores_are_whooshs_bm25f_scores(built, fieldname, term):
     assert scores == expected and expected
     within = set(list(expected)[::2])
     assert _Scorer(snap, _Postings(snap)).scores(q, within) == {d: s for d, s in expected.items() if d in within}
+
+
+def test_phrase_checked_for_some_documents_then_for_all(built):
+    """A phrase inside a larger query is checked only where the rest allows; asked again, for all, it is complete."""
+    from search.searcher import _Postings
+
+    snap = Searcher(built[1]).snapshot()
+    postings = _Postings(snap)
+    slots = [["画像"], ["処理"]]  # printer.md has 画像の処理 (the same phrase: の takes no position), vue.md 画像処理
+    with_both = postings.docs("body", "画像") & postings.docs("body", "処理")
+    assert len(with_both) == 2
+    first, second = sorted(with_both)
+    assert postings.phrase_docs("body", slots, {first}) == {first}
+    assert postings.phrase_docs("body", slots, {second, 10_000}) == {second}
+    assert postings.phrase_docs("body", slots) == with_both == _Postings(snap).phrase_docs("body", slots)
+    assert postings.phrase_docs("body", [["処理"], ["画像"]]) == set()
