@@ -1186,10 +1186,13 @@ class _Scorer:
         elif isinstance(q, wq.Sequence):
             found = self._phrase(q, within)
         elif isinstance(q, wq.And):
-            parts = []
-            for sub in q.subqueries:  # each part only where the ones before it matched
-                parts.append(self.scores(sub, within))
-                within = set(parts[-1])
+            # Each part only where the ones before it matched, the parts with a phrase last: a phrase
+            # is then checked only in the documents that have the other words. Added up in the order
+            # of the query, as Whoosh adds them.
+            parts = [None] * len(q.subqueries)
+            for i in sorted(range(len(parts)), key=lambda i: _has_phrase(q.subqueries[i])):
+                parts[i] = self.scores(q.subqueries[i], within)
+                within = set(parts[i])
             found = {d: sum(part[d] for part in parts) for d in within}
         elif isinstance(q, wq.AndNot):
             found = self.scores(q.a, within)
@@ -1230,6 +1233,10 @@ class _Scorer:
         parts = [self.scores(sub, docs) for sub in q.subqueries]
         return {d: _pairwise_sum([part[d] for part in parts]) for d in docs
                 if all(d in part for part in parts)}  # not all of them once the time limit is past
+
+
+def _has_phrase(q) -> bool:
+    return isinstance(q, wq.Sequence) or any(_has_phrase(sub) for sub in q.children())
 
 
 def _pairwise_sum(values: list[float]) -> float:
