@@ -1147,10 +1147,10 @@ def _segment_postings(leaf, info, format_) -> tuple:
         return ids, weights, values
     ids, weights, values = [], [], []
     while True:
-        m._read_ids()
+        m._read_data()
         m._read_weights()
         m._read_values()
-        ids.extend(m._ids)
+        ids.extend(m._data[0] if m._byteids else accumulate(m._data[0]))  # _read_ids(), without its generator
         weights.extend(m._weights)
         values.extend(m._values)
         if m._lastblock:
@@ -1181,7 +1181,11 @@ class _Scorer:
         elif isinstance(q, wq.Or):
             found = {}
             for sub in q.subqueries:
-                for d, score in self.scores(sub, within).items():
+                part = self.scores(sub, within)
+                if not found:
+                    found = part  # a new dict; 0.0 + score would be the same float
+                    continue
+                for d, score in part.items():
                     found[d] = found.get(d, 0.0) + score
         elif isinstance(q, wq.Sequence):
             found = self._phrase(q, within)
@@ -1230,21 +1234,21 @@ class _Scorer:
         docs = self.postings.phrase_docs(fieldname, slots, within)
         if not docs:
             return {}
-        parts = [self.scores(sub, docs) for sub in q.subqueries]
-        return {d: _pairwise_sum([part[d] for part in parts]) for d in docs
-                if all(d in part for part in parts)}  # not all of them once the time limit is past
+        return _pairwise_sums([self.scores(sub, docs) for sub in q.subqueries])
 
 
 def _has_phrase(q) -> bool:
     return isinstance(q, wq.Sequence) or any(_has_phrase(sub) for sub in q.children())
 
 
-def _pairwise_sum(values: list[float]) -> float:
-    """Sum in the halves Whoosh's binary matcher tree adds a phrase's slots in (same rounding)."""
-    if len(values) == 1:
-        return values[0]
-    half = len(values) // 2
-    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
+def _pairwise_sums(parts: list[dict[int, float]]) -> dict[int, float]:
+    """Each document's sum of its scores in *parts*, added in the halves Whoosh's binary matcher tree adds
+    a phrase's slots in (same rounding); only documents in every part (not all, once the time limit is past)."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    left, right = _pairwise_sums(parts[:half]), _pairwise_sums(parts[half:])
+    return {d: score + right[d] for d, score in left.items() if d in right}
 
 
 def _any_or_nothing(queries: list):
