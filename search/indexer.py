@@ -25,11 +25,13 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import queue
 import shutil
 import sys
 import time
 import uuid
+import zlib
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from pathlib import Path
 
 from whoosh import fields
 from whoosh import index as whoosh_index
-from whoosh.codec.whoosh3 import W3Codec
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -266,7 +268,7 @@ def _write_term(out, tbytes: bytes, docnums: list, weights: list, values: list, 
     limit = blocks._blocklimit
     for start in range(0, len(docnums), limit):
         if start:
-            blocks._write_block()  # the one before: add_posting writes a full block when the next posting comes
+            _write_block(blocks)  # the one before: add_posting writes a full block when the next posting comes
         end = start + limit
         blocks._ids = array("I", docnums[start:end])
         blocks._weights = array("f", weights[start:end])
@@ -275,7 +277,40 @@ def _write_term(out, tbytes: bytes, docnums: list, weights: list, values: list, 
         known = [n for n in lengths[start:end] if n]
         blocks._minlength = min(known) if known else None
         blocks._maxlength = max(known) if known else 0
+    if blocks.written() or len(blocks) >= blocks._inlinelimit:  # else finish_term puts them in the term table
+        _write_block(blocks, last=True)
     out.finish_term()
+
+
+BLOCK_PICKLE_PROTOCOL = 5
+
+
+def _write_block(blocks, last: bool = False) -> None:
+    """Whoosh 3's ``W3PostingsWriter._write_block``, with the block pickled with protocol 5 instead of 2.
+
+    Protocol 2 stores each posting's value (bytes) as a call to
+    ``_codecs.encode`` on a str: a search spent 46 µs unpickling a block of
+    128 postings of the large corpus, 6 µs with protocol 5, which is also
+    a third smaller (large index 389 -> 278 MB). Whoosh's reader unpickles
+    any protocol; Whoosh's own writer (``search update``) still writes 2.
+    """
+    postfile = blocks._postfile
+    if not blocks._blockcount:
+        postfile.write(WHOOSH3_HEADER_MAGIC)
+    blocks._terminfo.add_block(blocks)
+    data = pickle.dumps((blocks._mini_ids(), blocks._mini_weights(), blocks._mini_values()), BLOCK_PICKLE_PROTOCOL)
+    compression = blocks._compression
+    if compression:
+        data = zlib.compress(data, compression)
+    ids = blocks._ids
+    info = pickle.dumps((len(ids), ids[-1], blocks._maxweight, compression, length_to_byte(blocks._minlength),
+                         length_to_byte(blocks._maxlength)), 2)
+    length = len(info) + len(data)
+    postfile.write_int(-length if last else length)  # negative: the last block of the term
+    postfile.write(info)
+    postfile.write(data)
+    blocks._blockcount += 1
+    blocks._new_block()
 
 
 def schema() -> fields.Schema:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import html
+import io
 import math
+import mmap
 import os
+import pickle
 import re
 import struct
 import threading
@@ -21,12 +24,11 @@ from array import array
 from bisect import bisect_left
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
-from itertools import chain
+from itertools import accumulate, chain
 from pathlib import Path
 
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN
-from whoosh.scoring import bm25
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3TermInfo
 from whoosh.util.numeric import byte_to_length
 
 from . import analysis
@@ -179,7 +181,8 @@ class _Snapshot:
             raise damaged(index_dir, e) from None
         # Closed explicitly, or when garbage-collected: a weakref finalizer runs
         # before the file objects' own finalizers, so no file is left to warn.
-        self._finalizer = weakref.finalize(self, _close_quietly, self.searcher)
+        self.term_tables: list[_TermTable] = []
+        self._finalizer = weakref.finalize(self, _close_quietly, self.searcher, self.term_tables)
         try:
             self._load(ix, gen)
         except Exception as e:
@@ -198,7 +201,9 @@ class _Snapshot:
         self.days = list(reader.column_reader("day")) if reader.has_column("day") else []
         self.today = dt.date.today().toordinal()
         self.live = frozenset(reader.all_doc_ids())
+        self.term_tables.extend(_TermTable(leaf) for leaf, _ in reader.leaf_readers())
         self._lengths: dict[str, list[int]] = {}
+        self._norms: dict[str, list[float | None]] = {}
         self._lexicon: _Lexicon | None = None
 
     def field_lengths(self, fieldname: str) -> list[int]:
@@ -207,6 +212,21 @@ class _Snapshot:
         if lengths is None:
             lengths = self._lengths[fieldname] = _field_lengths(self.searcher.reader(), fieldname)
         return lengths
+
+    def length_norms(self, fieldname: str) -> list[float | None]:
+        """Every document's ``K1 * ((1 - B) + B * fl / avgfl)``: the part of Whoosh's bm25() that depends on the document.
+
+        Computed as bm25() computes it, so that a term's scores are the same
+        floats; None for a document without the field.
+        """
+        norms = self._norms.get(fieldname)
+        if norms is None:
+            weighting = self.searcher.weighting
+            b, k1 = weighting._field_B.get(fieldname, weighting.B), weighting.K1
+            avgfl = self.searcher.avg_field_length(fieldname) or 1
+            norms = self._norms[fieldname] = [None if fl is None else k1 * ((1 - b) + b * fl / avgfl)
+                                              for fl in self.field_lengths(fieldname)]
+        return norms
 
     def lexicon(self) -> "_Lexicon":
         """The words and readings suggest completes; read on first use (CLI queries never need it)."""
@@ -239,11 +259,71 @@ def _field_lengths(reader, fieldname: str) -> list:
     return lengths
 
 
-def _close_quietly(searcher) -> None:
+def _close_quietly(searcher, term_tables: list["_TermTable"]) -> None:
+    for table in term_tables:
+        table.close()
     try:
         searcher.close()
     except Exception:  # a damaged index may fail to close cleanly; nothing to save
         pass
+
+
+_HASH_SLOT = struct.Struct("!Iq")  # Whoosh's hash file: a slot's (key hash, entry position)
+_ENTRY_LENGTHS = struct.Struct("!ii")  # an entry's key and value lengths, before the key and the value
+
+
+class _TermTable:
+    """One segment's term table (Whoosh's hash file of term -> term info), looked up in a memory map.
+
+    Whoosh's reader seeks and reads the file four or five times per lookup
+    and raises an exception for a term the segment does not have: 10 µs for
+    a term found, 6 µs for one not found, against 3 and 1.6 µs here. A query
+    looks each of its terms and their variants and readings up in every field
+    of every segment (up to 1,500 lookups for a kana word split into readings).
+    Same hash function, slots and probing as ``OrderedHashReader.ranges_for_key``.
+    """
+
+    def __init__(self, leaf):
+        terms = leaf._terms  # whoosh-reloaded is pinned; tests compare this with Whoosh's term_info
+        self._tindex = terms._tindex
+        self._keycoder = terms._keycoder
+        raw = self._tindex.dbfile.file
+        # A segment written without a compound file is a plain file, read from its start.
+        self._buffer = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) \
+            if isinstance(raw, io.BufferedReader) else None
+
+    def term_info(self, fieldname: str, tbytes: bytes) -> W3TermInfo | None:
+        """The term's info in this segment (None if the segment does not have it)."""
+        key = self._keycoder(fieldname, tbytes)
+        value = self._tindex.get(key) if self._buffer is None else self._value(key)
+        return None if value is None else W3TermInfo.from_bytes(value)
+
+    def _value(self, key: bytes) -> bytes | None:
+        tindex, buffer = self._tindex, self._buffer
+        keyhash = tindex.hashfn(key)
+        tablestart, numslots = tindex.tables[keyhash & 255]
+        if not numslots:
+            return None
+        slot_size = _HASH_SLOT.size
+        slotpos = tablestart + ((keyhash >> 8) % numslots) * slot_size
+        tableend = tablestart + numslots * slot_size
+        for _ in range(numslots):
+            slothash, itempos = _HASH_SLOT.unpack_from(buffer, slotpos)
+            if not itempos:
+                return None
+            if slothash == keyhash:
+                keylen, datalen = _ENTRY_LENGTHS.unpack_from(buffer, itempos)
+                keystart = itempos + _ENTRY_LENGTHS.size
+                if keylen == len(key) and buffer[keystart:keystart + keylen] == key:
+                    return buffer[keystart + keylen:keystart + keylen + datalen]
+            slotpos += slot_size
+            if slotpos == tableend:
+                slotpos = tablestart
+        return None
+
+    def close(self) -> None:
+        if self._buffer is not None:
+            self._buffer.close()
 
 
 class _Lexicon:
@@ -349,17 +429,15 @@ class _FacetField:
         self.display = {k: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for k, c in spellings.items()}
         self.docs = docs
         self.keys = list(docs)
-        index = {k: i for i, k in enumerate(self.keys)}
-        by_doc: dict[int, list[int]] = {}
-        for key, ids in docs.items():
+        by_doc: list[tuple[int, ...]] = [()] * reader.doc_count_all()
+        for i, ids in enumerate(docs.values()):
             for d in ids:
-                by_doc.setdefault(d, []).append(index[key])
-        self.by_doc = {d: tuple(v) for d, v in by_doc.items()}
+                by_doc[d] += (i,)
+        self.by_doc = by_doc  # a list, not a dict: map() over its __getitem__ runs without a Python call per document
 
     def count(self, docnums) -> Counter:
         """How many of *docnums* have each value (by key index)."""
-        get = self.by_doc.get
-        return Counter(chain.from_iterable(get(d, ()) for d in docnums))
+        return Counter(chain.from_iterable(map(self.by_doc.__getitem__, docnums)))
 
 
 def facet_key(value: str) -> str:
@@ -530,7 +608,7 @@ class Searcher:
     def _search(self, snap, q, tags, content_type, day_from, day_to, sort, page, per_page) -> SearchResult:
         parsed = parse_query(q)
         allowed = _filter_docs(snap, tags, content_type, day_from, day_to)
-        postings = _Postings(snap.searcher.reader())
+        postings = _Postings(snap)
         builder = _QueryBuilder(snap.searcher, self.synonyms, postings=postings)
         whoosh_query = builder.build(parsed)
         relaxed = timed_out = False
@@ -671,7 +749,7 @@ class Searcher:
         if changed:
             return " ".join(fixed)
         if len(words) > 1:
-            builder = _QueryBuilder(snap.searcher, self.synonyms)
+            builder = _QueryBuilder(snap.searcher, self.synonyms, postings=postings)
             kept = []
             for word in words:
                 single = builder.build(ParsedQuery([[word]]))
@@ -774,9 +852,9 @@ def _spelling(reader, word: str) -> str | None:
 class _QueryBuilder:
     """Turns parsed words into Whoosh queries through the shared analyzer."""
 
-    def __init__(self, searcher, synonyms: Synonyms, phrases: bool = True, postings: "_Postings | None" = None):
+    def __init__(self, searcher, synonyms: Synonyms, postings: "_Postings", phrases: bool = True):
         self.reader = searcher.reader()
-        self.postings = postings or _Postings(self.reader)
+        self.postings = postings
         self.synonyms = synonyms
         self.phrases = phrases
         self.has_compounds = False
@@ -914,19 +992,60 @@ class _QueryBuilder:
 class _Postings:
     """The posting lists a search reads, each read once: documents, term frequencies, phrases."""
 
-    def __init__(self, reader):
-        self.reader = reader
-        self._frequencies: dict[tuple[str, str], int] = {}
+    def __init__(self, snap: _Snapshot):
+        self.reader = snap.searcher.reader()
+        self._segments = [(leaf, base, table) for (leaf, base), table in zip(self.reader.leaf_readers(),
+                                                                              snap.term_tables)]
+        self._infos: dict[tuple[str, str], list[tuple]] = {}
+        self._lists: dict[tuple[str, str], tuple[list[int], list[float], list[bytes]]] = {}
         self._weights: dict[tuple[str, str], dict[int, float]] = {}
         self._docs: dict[tuple[str, str], frozenset[int]] = {}
         self._phrases: dict[tuple, frozenset[int]] = {}
 
-    def doc_frequency(self, fieldname: str, term: str) -> int:
-        """In how many documents the field has the term (asked of the index once per search)."""
+    def _term_infos(self, fieldname: str, term: str) -> list[tuple]:
+        """(segment reader, first document number, term info) of each segment with the term.
+
+        One term-table lookup per segment, for the document frequency and the
+        postings both; Whoosh's reader looks a term up three times on its way
+        to the postings (doc_frequency, ``in``, postings).
+        """
         key = (fieldname, term)
-        found = self._frequencies.get(key)
+        found = self._infos.get(key)
         if found is None:
-            found = self._frequencies[key] = self.reader.doc_frequency(fieldname, term)
+            found = self._infos[key] = []
+            if fieldname in self.reader.schema:
+                tbytes = self.reader.schema[fieldname].to_bytes(term)
+                for leaf, base, table in self._segments:
+                    info = table.term_info(fieldname, tbytes)
+                    if info is not None:
+                        found.append((leaf, base, info))
+        return found
+
+    def doc_frequency(self, fieldname: str, term: str) -> int:
+        """In how many documents the field has the term, deleted ones included, as Whoosh counts."""
+        return sum(info.doc_frequency() for _, _, info in self._term_infos(fieldname, term))
+
+    def lists(self, fieldname: str, term: str) -> tuple[list[int], list[float], list[bytes]]:
+        """Document numbers (ascending), term frequencies and encoded values of the live postings of a term."""
+        key = (fieldname, term)
+        found = self._lists.get(key)
+        if found is None:
+            ids: list[int] = []
+            weights: list[float] = []
+            values: list[bytes] = []
+            format_ = self.reader.schema[fieldname].format if fieldname in self.reader.schema else None
+            for leaf, base, info in self._term_infos(fieldname, term):
+                leaf_ids, leaf_weights, leaf_values = _segment_postings(leaf, info, format_)
+                deleted = leaf.deleted_docs_set
+                if deleted:
+                    kept = [i for i, d in enumerate(leaf_ids) if d not in deleted]
+                    leaf_ids = [leaf_ids[i] for i in kept]
+                    leaf_weights = [leaf_weights[i] for i in kept]
+                    leaf_values = [leaf_values[i] for i in kept]
+                ids.extend([base + d for d in leaf_ids] if base else leaf_ids)
+                weights.extend(leaf_weights)
+                values.extend(leaf_values)
+            found = self._lists[key] = ids, weights, values
         return found
 
     def weights(self, fieldname: str, term: str) -> dict[int, float]:
@@ -934,55 +1053,109 @@ class _Postings:
         key = (fieldname, term)
         found = self._weights.get(key)
         if found is None:
-            found = {}
-            if self.doc_frequency(fieldname, term):
-                m = self.reader.postings(fieldname, term)
-                while m.is_active():
-                    found[m.id()] = m.weight()
-                    m.next()
-            self._weights[key] = found
+            ids, weights, _ = self.lists(fieldname, term)
+            found = self._weights[key] = dict(zip(ids, weights))
         return found
 
     def docs(self, fieldname: str, term: str) -> frozenset[int]:
         key = (fieldname, term)
         docs = self._docs.get(key)
         if docs is None:
-            docs = self._docs[key] = frozenset(self.weights(fieldname, term))
+            docs = self._docs[key] = frozenset(self.lists(fieldname, term)[0])
         return docs
 
-    def phrase_docs(self, fieldname: str, slots: list[list[str]]) -> frozenset[int]:
-        """Documents with a term of each slot at consecutive positions in the field.
+    def phrase_docs(self, fieldname: str, slots: list[list[str]], within: set[int] | None = None) -> set[int]:
+        """Documents (of *within*, if given) with a term of each slot at consecutive positions in the field.
 
         What Whoosh's ``Sequence(slop=1)`` matches, found without its span
-        matchers: positions are read only for documents with every slot, rarest
-        slot first, and a document is dropped as soon as one slot does not follow.
+        matchers. Positions are decoded only for documents with every slot
+        and, when the phrase is part of a larger query, only for those the
+        rest of it allows; a document is checked once per search.
         """
         key = (fieldname, tuple(tuple(terms) for terms in slots))
-        found = self._phrases.get(key)
-        if found is not None:
-            return found
-        slots = [[t for t in terms if self.docs(fieldname, t)] for terms in slots]
-        slot_docs = [frozenset().union(*(self.docs(fieldname, t) for t in terms)) for terms in slots]
-        candidates = frozenset.intersection(*slot_docs)
+        phrase = self._phrases.get(key)
+        if phrase is None:
+            slots = [[t for t in terms if self.docs(fieldname, t)] for terms in slots]
+            phrase = self._phrases[key] = _Phrase([[self.lists(fieldname, t) for t in terms] for terms in slots])
+        return phrase.matches(within)
+
+
+class _Phrase:
+    """The documents that have a phrase, checked from the positions of its slots' terms as they are asked for."""
+
+    def __init__(self, slots: list[list[tuple[list[int], list, list[bytes]]]]):
+        slot_docs = [frozenset().union(*(ids for ids, _, _ in terms)) for terms in slots]
+        self.unchecked = set(frozenset.intersection(*slot_docs))
+        self.found: set[int] = set()
+        # Rarest slot first: a document is dropped as soon as one slot does not follow the ones before.
         order = sorted(range(len(slots)), key=lambda i: len(slot_docs[i]))
-        matchers = {i: [self.reader.postings(fieldname, t) for t in slots[i]] for i in order} if candidates else {}
-        found = set()
-        for doc in sorted(candidates):
+        # (slot number, [{document: encoded positions} of each of its terms])
+        self.slots = [(i, [dict(zip(ids, values)) for ids, _, values in slots[i]]) for i in order]
+
+    def matches(self, within: set[int] | None) -> set[int]:
+        """The documents (of *within*) with the phrase."""
+        todo = self.unchecked if within is None else self.unchecked & within
+        if todo:
+            self.unchecked = self.unchecked - todo
+            self.found.update(self._check(todo))
+        return self.found if within is None else self.found & within
+
+    def _check(self, docs) -> list[int]:
+        found = []
+        for doc in docs:
             starts = None
-            for i in order:
+            for shift, terms in self.slots:
                 positions = set()
-                for m in matchers[i]:
-                    if m.is_active() and m.id() < doc:
-                        m.skip_to(doc)
-                    if m.is_active() and m.id() == doc:
-                        positions.update(p - i for p in m.value_as("positions"))
+                for values in terms:
+                    value = values.get(doc)
+                    if value is not None:
+                        positions.update([p - shift for p in _positions(value)])
                 starts = positions if starts is None else starts & positions
                 if not starts:
                     break
             else:
-                found.add(doc)
-        found = self._phrases[key] = frozenset(found)
+                found.append(doc)
         return found
+
+
+def _positions(value: bytes) -> list[int]:
+    """The positions in a posting's value: what Whoosh's Positions.decode_positions returns.
+
+    Its encoding is a length, then the pickled gaps between positions; this
+    is its decoder without a function call and a bytes literal per value.
+    """
+    return list(accumulate(pickle.loads(value[4:] if value.endswith(b".") else value[4:] + b".")))
+
+
+def _segment_postings(leaf, info, format_) -> tuple:
+    """(ids, weights, values) of a term's postings in one segment, deleted documents included.
+
+    Read a block at a time: Whoosh's matchers cost several method calls per
+    posting (through the wrappers of a reader over several segments, more).
+    Same values as the matcher's id(), weight() and value(): the weights are
+    the block's float32 array, or Whoosh's own expansion of a block's one weight.
+    """
+    terms = leaf._terms  # whoosh-reloaded is pinned; tests compare this with Whoosh's matchers
+    m = terms._codec.postings_reader(terms._postfile, info, format_)
+    if not isinstance(m, W3LeafMatcher):  # a term in one document: postings inlined in the term table
+        ids, weights, values = [], [], []
+        while m.is_active():
+            ids.append(m.id())
+            weights.append(m.weight())
+            values.append(m.value())
+            m.next()
+        return ids, weights, values
+    ids, weights, values = [], [], []
+    while True:
+        m._read_data()
+        m._read_weights()
+        m._read_values()
+        ids.extend(m._data[0] if m._byteids else accumulate(m._data[0]))  # _read_ids(), without its generator
+        weights.extend(m._weights)
+        values.extend(m._values)
+        if m._lastblock:
+            return ids, weights, values
+        m._goto(m._nextoffset)
 
 
 class _Scorer:
@@ -1008,15 +1181,22 @@ class _Scorer:
         elif isinstance(q, wq.Or):
             found = {}
             for sub in q.subqueries:
-                for d, score in self.scores(sub, within).items():
+                part = self.scores(sub, within)
+                if not found:
+                    found = part  # a new dict; 0.0 + score would be the same float
+                    continue
+                for d, score in part.items():
                     found[d] = found.get(d, 0.0) + score
         elif isinstance(q, wq.Sequence):
             found = self._phrase(q, within)
         elif isinstance(q, wq.And):
-            parts = []
-            for sub in q.subqueries:  # each part only where the ones before it matched
-                parts.append(self.scores(sub, within))
-                within = set(parts[-1])
+            # Each part only where the ones before it matched, the parts with a phrase last: a phrase
+            # is then checked only in the documents that have the other words. Added up in the order
+            # of the query, as Whoosh adds them.
+            parts = [None] * len(q.subqueries)
+            for i in sorted(range(len(parts)), key=lambda i: _has_phrase(q.subqueries[i])):
+                parts[i] = self.scores(q.subqueries[i], within)
+                within = set(parts[i])
             found = {d: sum(part[d] for part in parts) for d in within}
         elif isinstance(q, wq.AndNot):
             found = self.scores(q.a, within)
@@ -1034,37 +1214,41 @@ class _Scorer:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             self.timed_out = True
             return {}
-        weights = self.postings.weights(fieldname, text)
-        if not weights:
-            return {}
-        searcher = self.searcher
-        idf = searcher.idf(fieldname, text)
-        avgfl = searcher.avg_field_length(fieldname) or 1
-        b = self.weighting._field_B.get(fieldname, self.weighting.B)
-        k1 = self.weighting.K1
-        lengths = self.snap.field_lengths(fieldname)
-        docs = weights if within is None else weights.keys() & within
-        return {d: bm25(idf, weights[d], lengths[d], avgfl, b, k1) for d in docs}
+        if within is None:
+            ids, weights, _ = self.postings.lists(fieldname, text)
+            if not ids:
+                return {}
+            pairs = zip(ids, weights)
+        else:
+            weights = self.postings.weights(fieldname, text)
+            pairs = ((d, weights[d]) for d in weights.keys() & within)
+        idf = self.searcher.idf(fieldname, text)
+        k1_plus_1 = self.weighting.K1 + 1
+        norms = self.snap.length_norms(fieldname)
+        # Whoosh's bm25(idf, tf, fl, avgfl, B, K1): idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl)))
+        return {d: idf * ((tf * k1_plus_1) / (tf + norms[d])) for d, tf in pairs}
 
     def _phrase(self, q, within: set[int] | None) -> dict[int, float]:
         fieldname = next(iter(q.iter_all_terms()))[0]
         slots = [[sub.text] if isinstance(sub, wq.Term) else [t.text for t in sub.subqueries] for sub in q.subqueries]
-        docs = self.postings.phrase_docs(fieldname, slots)
-        if within is not None:
-            docs = docs & within
+        docs = self.postings.phrase_docs(fieldname, slots, within)
         if not docs:
             return {}
-        parts = [self.scores(sub, docs) for sub in q.subqueries]
-        return {d: _pairwise_sum([part[d] for part in parts]) for d in docs
-                if all(d in part for part in parts)}  # not all of them once the time limit is past
+        return _pairwise_sums([self.scores(sub, docs) for sub in q.subqueries])
 
 
-def _pairwise_sum(values: list[float]) -> float:
-    """Sum in the halves Whoosh's binary matcher tree adds a phrase's slots in (same rounding)."""
-    if len(values) == 1:
-        return values[0]
-    half = len(values) // 2
-    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
+def _has_phrase(q) -> bool:
+    return isinstance(q, wq.Sequence) or any(_has_phrase(sub) for sub in q.children())
+
+
+def _pairwise_sums(parts: list[dict[int, float]]) -> dict[int, float]:
+    """Each document's sum of its scores in *parts*, added in the halves Whoosh's binary matcher tree adds
+    a phrase's slots in (same rounding); only documents in every part (not all, once the time limit is past)."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    left, right = _pairwise_sums(parts[:half]), _pairwise_sums(parts[half:])
+    return {d: score + right[d] for d, score in left.items() if d in right}
 
 
 def _any_or_nothing(queries: list):

@@ -398,3 +398,110 @@ def test_suggest_lexicon_read_per_segment_equals_whooshs_merged_terms(tmp_path):
             got = _TermList(reader, fieldname, ranges)
             assert list(zip(got.terms, got.frequencies)) == expected
             assert expected or fieldname == "tags"
+
+
+def test_postings_read_by_block_equal_whooshs_matchers(tmp_path):
+    """Postings read a block at a time, over several segments with deleted documents, as Whoosh's matchers give them."""
+    from search.indexer import build, update
+    from search.searcher import _positions, _Postings
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(300):  # more postings of 東京 than a block holds
+        (content / f"a{n:03d}.md").write_text(
+            f"---\ntitle: 東京の記事{n}\nslug: a{n:03d}\n---\n" + "東京と大阪。" * (n % 4 + 1) + f"一度だけ{n}\n",
+            encoding="utf-8")
+    index = tmp_path / "index"
+    build(content, index, workers=2)
+    for n in (5, 150):  # an update deletes the old version of a changed article
+        path = content / f"a{n:03d}.md"
+        path.write_text(path.read_text(encoding="utf-8").replace("大阪", "京都"), encoding="utf-8")
+    update(content, index)
+    searcher = Searcher(index)  # keeps the snapshot's files open
+    reader = searcher.snapshot().searcher.reader()
+    assert len(reader.leaf_readers()) >= 3 and reader.has_deletions()
+    postings = _Postings(searcher.snapshot())
+    for fieldname, term in [("body", "東京"), ("body", "大阪"), ("body", "京都"), ("title", "記事"), ("body", "150"),
+                            ("body", "存在しない"), ("nofield", "東京")]:
+        expected = {}
+        if fieldname in reader.schema and reader.doc_frequency(fieldname, term):
+            m = reader.postings(fieldname, term)
+            while m.is_active():
+                expected[m.id()] = (m.weight(), m.value_as("positions"))
+                m.next()
+        ids, weights, values = postings.lists(fieldname, term)
+        decode = reader.schema[fieldname].format.decoder("positions") if expected else None
+        assert {d: (w, decode(v)) for d, w, v in zip(ids, weights, values)} == expected
+        assert [_positions(v) for v in values] == [p for _, p in expected.values()]
+        assert ids == sorted(expected) and postings.weights(fieldname, term) == {d: w for d, (w, _) in expected.items()}
+        df = reader.doc_frequency(fieldname, term) if fieldname in reader.schema else 0
+        assert postings.doc_frequency(fieldname, term) == df
+    assert len(postings.docs("body", "東京")) == 300 and len(postings.docs("body", "京都")) == 2
+
+
+def test_term_tables_read_through_a_memory_map_equal_whooshs_term_infos(built):
+    """Every term of every segment, and terms a segment does not have, as Whoosh's term table gives them."""
+    searcher = Searcher(built[1])
+    snap = searcher.snapshot()
+    leaves = snap.searcher.reader().leaf_readers()
+    assert len(snap.term_tables) == len(leaves)
+    for (leaf, _), table in zip(leaves, snap.term_tables):
+        terms = leaf._terms
+        assert table._buffer is not None  # the index's segments are plain files: mapped
+        for (fieldname, tbytes), info in terms.items():
+            assert table.term_info(fieldname, tbytes).__dict__ == info.__dict__
+        for fieldname, tbytes in [("body", "ない語".encode()), ("title", b"zzzz"), ("nofield", b"x")]:
+            assert (fieldname, tbytes) not in terms and table.term_info(fieldname, tbytes) is None
+    searcher.close()
+    assert all(table._buffer.closed for table in snap.term_tables)
+
+
+def test_term_table_not_in_a_plain_file_is_read_by_whoosh(tmp_path):
+    """A segment in a compound file (Whoosh's writer, compound=True) is looked up through Whoosh's own reader."""
+    from whoosh.index import create_in
+
+    from search.indexer import schema
+    from search.searcher import _TermTable
+
+    ix = create_in(str(tmp_path), schema())
+    with ix.writer() as writer:  # compound by default
+        writer.add_document(path="a.md", slug="a", title="東京の記事", body="東京と大阪")
+    with ix.reader() as reader:
+        table = _TermTable(reader)
+        assert table._buffer is None
+        for (fieldname, tbytes), info in reader._terms.items():
+            assert table.term_info(fieldname, tbytes).__dict__ == info.__dict__
+        assert table.term_info("body", "京都".encode()) is None
+        table.close()
+
+
+@pytest.mark.parametrize("fieldname,term", [("body", "=泳ぐ"), ("title", "画像"), ("body", "=する"), ("tags", "javascript")])
+def test_term_scores_are_whooshs_bm25f_scores(built, fieldname, term):
+    """A term scored from its postings and the precomputed length norms, as Whoosh's own BM25F scorer scores it."""
+    from whoosh import query as wq
+
+    from search.searcher import _Postings, _Scorer
+
+    snap = Searcher(built[1]).snapshot()
+    q = wq.Term(fieldname, term)
+    expected = {hit.docnum: hit.score for hit in snap.searcher.search(q, limit=None)}
+    scores = _Scorer(snap, _Postings(snap)).scores(q)
+    assert scores == expected and expected
+    within = set(list(expected)[::2])
+    assert _Scorer(snap, _Postings(snap)).scores(q, within) == {d: s for d, s in expected.items() if d in within}
+
+
+def test_phrase_checked_for_some_documents_then_for_all(built):
+    """A phrase inside a larger query is checked only where the rest allows; asked again, for all, it is complete."""
+    from search.searcher import _Postings
+
+    snap = Searcher(built[1]).snapshot()
+    postings = _Postings(snap)
+    slots = [["画像"], ["処理"]]  # printer.md has 画像の処理 (the same phrase: の takes no position), vue.md 画像処理
+    with_both = postings.docs("body", "画像") & postings.docs("body", "処理")
+    assert len(with_both) == 2
+    first, second = sorted(with_both)
+    assert postings.phrase_docs("body", slots, {first}) == {first}
+    assert postings.phrase_docs("body", slots, {second, 10_000}) == {second}
+    assert postings.phrase_docs("body", slots) == with_both == _Postings(snap).phrase_docs("body", slots)
+    assert postings.phrase_docs("body", [["処理"], ["画像"]]) == set()
