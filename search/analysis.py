@@ -310,7 +310,7 @@ class Unit:
 class _TaggerPool(threading.local):
     """One MeCab tagger per thread and output format: MeCab is not thread-safe."""
 
-    key = both = all = full = None
+    key = both = None
 
 
 _TAGGERS = _TaggerPool()
@@ -321,19 +321,18 @@ _TAGGERS = _TaggerPool()
 # right context ids and its word cost tell entries with the same surface
 # apart, and cost MeCab nothing to print, where printing the features (part
 # of speech, lemma, ...) would add a quarter to its time.  The features of a
-# line not yet cached are found by :func:`_features`.
+# line not yet cached are printed by a second tagger (see _Misses).
 _MECABRC = Path(__file__).with_name("mecabrc")
 
 
 def _tagger(output: str = "key"):
-    """This thread's MeCab tagger for an output format of search/mecabrc ("key", "both", "all", "full")."""
+    """This thread's MeCab tagger for an output format of search/mecabrc ("key" or "both")."""
     tagger = getattr(_TAGGERS, output)
     if tagger is None:
         import fugashi
         import unidic_lite
 
-        extra = " -a" if output == "all" else ""  # all: every morpheme of the lattice, not only the best path
-        tagger = fugashi.GenericTagger(f'-r "{_MECABRC}" -d "{unidic_lite.DICDIR}" -O{output}{extra}')
+        tagger = fugashi.GenericTagger(f'-r "{_MECABRC}" -d "{unidic_lite.DICDIR}" -O{output}')
         setattr(_TAGGERS, output, tagger)
     return tagger
 
@@ -375,7 +374,6 @@ def terms(text: str) -> list[Term]:
 # never contains a full-width letter, so it cannot be a word of the text.
 _PLACEHOLDER = "Ｘ"
 _TECH_GAP = f" {_PLACEHOLDER} "
-_PLACEHOLDER_LINE = _PLACEHOLDER + "\t"
 
 
 def _scan(text: str, spans: bool) -> list:
@@ -410,10 +408,10 @@ def _scan(text: str, spans: bool) -> list:
     if _MISSES.share < _COLD:
         lines = _tagger().parse(mtext).split("\n")
         missed = _Misses(lines, mtext)
-    else:  # most lines would miss the cache: have MeCab print the features too, and keep them for those
-        rows = [line.split("\t", 4) for line in _tagger("both").parse(mtext).split("\n")]
-        lines = ["\t".join(row[:4]) for row in rows]
-        missed = _Misses(lines, mtext, rows)
+    else:  # most lines would miss the caches: have MeCab print the features too, and keep them for those
+        both = _tagger("both").parse(mtext).split("\n")
+        lines = both[0::2]
+        missed = _Misses(lines, mtext, both[1::2])
     if not spans:
         # The indexing loop: most lines are plain words already seen, found
         # by one lookup each in a dict that holds only those, all in C
@@ -503,8 +501,8 @@ _PLAIN, _TECH_WORD, _NUMERAL = "plain", "tech", "numeral"
 _PLAIN_TERMS: dict[str, Term] = {}  # MeCab line -> term, for the plain words
 _MORPHEMES: dict[str, tuple] = {}  # MeCab line -> (surface, length, term, kind), for the others
 # Lines cached per process (~0.67 KB each with the line): the large corpus has
-# 130k distinct lines, 106k of them met more than once, and a line not cached
-# costs ~50 µs to look up on its own (see _Misses).
+# 130k distinct lines, 106k of them met more than once; a text with a line
+# not cached is read again with features printed (see _Misses).
 _MORPHEME_CACHE = 150_000
 
 
@@ -512,95 +510,47 @@ _SEEN_ONCE: set[int] = set()  # hashes of lines met once since the cache was hal
 
 
 class _MissShare(threading.local):
-    """The share of MeCab lines that missed the caches, recently, in this thread (an exponential average)."""
+    """The share of texts with a line that missed the caches, recently, in this thread (an exponential average)."""
 
     share = 1.0
 
 
 _MISSES = _MissShare()
-# Past this share of lines missing the caches (a process that has just
-# started), MeCab prints every morpheme's features along with its key line,
-# which costs a quarter more MeCab time but less than finding them for
-# many lines on their own (see :func:`_features`).
-_COLD = 0.05
-_RESOLVE_SHARE = 18
+# Past this share of texts with lines missing the caches (a process that
+# has just started, or a build: new words keep coming), MeCab prints every
+# morpheme's features along with its key line (output "both", about a
+# third more MeCab time), rather than printing keys only and then the text
+# again, with features, when a line missed.
+_COLD = 0.25
 
 
 class _Misses:
     """The lines of one text that are in neither cache, analysed together when the first is met."""
 
-    __slots__ = ("infos", "lines", "mtext", "rows")
+    __slots__ = ("features", "infos", "lines", "mtext")
 
-    def __init__(self, lines: list[str], mtext: str, rows: list[list[str]] | None = None):
-        self.lines, self.mtext, self.rows, self.infos = lines, mtext, rows, None
+    def __init__(self, lines: list[str], mtext: str, features: list[str] | None = None):
+        self.lines, self.mtext, self.features, self.infos = lines, mtext, features, None
 
     def __call__(self, line: str) -> tuple[str, int, Term | None, str]:
         if self.infos is None:
             wanted = {line for line in self.lines
                       if line and line not in _PLAIN_TERMS and line not in _MORPHEMES}
-            words = {line for line in wanted if not line.startswith(_PLACEHOLDER_LINE)}
-            if self.rows is not None:  # MeCab printed the features ("both")
-                features = {key: row[4].split("\t") for key, row in zip(self.lines, self.rows) if key in words}
-            else:
-                # On their own, each line's features cost ~50 µs; the whole text again ~3 µs a line.
-                features = _features(words) if len(words) * _RESOLVE_SHARE < len(self.lines) else None
-                if features is None:
-                    features = _features_in_context(words, self.lines, self.mtext)
-            self.infos = {line: _morpheme_info(line, features.get(line, ())) for line in wanted}
+            features = self.features
+            if features is None:
+                # MeCab finds the same morphemes whatever it prints: one "both"
+                # output pair of lines per "key" output line.
+                both = _tagger("both").parse(self.mtext).split("\n")
+                if both[0::2] != self.lines:
+                    raise RuntimeError("MeCab read a text differently twice")
+                features = both[1::2]
+            found = {key: f for key, f in zip(self.lines, features) if key in wanted}
+            self.infos = {line: _morpheme_info(line, found[line].split("\t")) for line in wanted}
         return self.infos[line]
 
     def settle(self) -> None:
-        """Count this text's misses in the recent share."""
-        missed = len(self.infos) if self.infos is not None else 0
-        _MISSES.share = 0.9 * _MISSES.share + 0.1 * missed / len(self.lines)
-
-
-def _features(lines: set[str]) -> dict[str, list[str]] | None:
-    """The features of MeCab key lines, read from the dictionary; None if any line is not found or ambiguous.
-
-    The surfaces go to MeCab on their own, between spaces, with all the
-    morphemes of the lattice printed ("all" output): each dictionary entry
-    that could be read there is printed with its byte span, ids, cost and
-    features, whatever path MeCab would choose, so each line's entry is the
-    one with its surface's span, ids and cost.  Unknown words are made from
-    the same characters the same way.  Entries that differ only in what
-    the analyzer does not keep (the gloss in カーネル-kernel, カーネル-colonel)
-    are the same to it.
-    """
-    if not lines:
-        return {}
-    surfaces = {line.partition("\t")[0] for line in lines}
-    spans, position = {}, 0
-    for surface in surfaces:
-        size = len(surface.encode("utf-8"))
-        spans[position, position + size] = surface
-        position += size + 1
-    found: dict[str, list[str]] = {}
-    for out in _tagger("all").parse(" ".join(surfaces)).split("\n"):
-        fields = out.split("\t")
-        if len(fields) < 7:
-            continue
-        surface = spans.get((int(fields[0]), int(fields[1])))
-        if surface is None:
-            continue
-        line = "\t".join((surface, *fields[2:5]))
-        if line in lines:
-            features = found.setdefault(line, fields[5:])
-            if features != fields[5:] and _morpheme(surface, features) != _morpheme(surface, fields[5:]):
-                return None  # two entries alike but for what the analyzer makes of them (非力: ヒリキ, ヒリョク)
-    return found if len(found) == len(lines) else None
-
-
-def _features_in_context(lines: set[str], keys: list[str], mtext: str) -> dict[str, list[str]]:
-    """The features of *lines*, read by analysing the whole text again with features printed.
-
-    MeCab finds the same morphemes whatever it prints, so the "full" output
-    has one line per line of the "key" output.
-    """
-    full = _tagger("full").parse(mtext).split("\n")
-    if len(full) != len(keys):
-        raise RuntimeError("MeCab read a text differently twice")
-    return {key: line.split("\t")[1:] for key, line in zip(keys, full) if key in lines}
+        """Count this text in the recent share of texts with misses."""
+        _MISSES.share = 0.9 * _MISSES.share + (0.1 if self.infos else 0.0)
 
 
 def _morpheme_info(line: str, features) -> tuple[str, int, Term | None, str]:

@@ -335,24 +335,14 @@ def test_exact_form_ranks_above_variant_above_reading(tmp_path):
     assert [h.slug for h in s.search("おおさか").hits] == ["kana", "kanji"]
 
 
-# MeCab prints a short key line per morpheme; the features behind a line not yet
-# cached are found in one of three ways (search/analysis.py, _Misses).  Each must
-# give the terms MeCab's own reading of the text in context gives.
+# MeCab prints a short key line per morpheme; the features behind the lines
+# not yet cached are printed along with the keys while most lines miss
+# ("cold"), or the text is read again with them ("warm").  Both, and the
+# cached lines after them, must give the same terms.
 RESOLUTION_TEXTS = AGREEMENT_TEXTS + [
     "Linuxのカーネルを非力なマシンで捏造した。人徳と求道、分厚い本。なまずとたご",
     "ﾃｽﾄ ほげふがぴよ、けいせいする。ユーザが申し込みを書きます",
 ]
-
-
-def _in_context_terms(text: str) -> list[tuple]:
-    """The terms of *text* with every line's features read from MeCab's full output, nothing cached."""
-    _empty_caches()
-    original = analysis._features
-    analysis._features = lambda lines: None  # always fall back to reading the text in context
-    try:
-        return [_fields(t) for t in analysis.terms(text)]
-    finally:
-        analysis._features = original
 
 
 def _fields(term) -> tuple:
@@ -365,24 +355,34 @@ def _empty_caches():
     analysis._SEEN_ONCE.clear()
 
 
-@pytest.mark.parametrize("share", [1.0, 0.0], ids=["cold: features printed with the keys", "warm: keys looked up"])
+def _terms_with_share(text: str, share: float) -> list[tuple]:
+    _empty_caches()
+    analysis._MISSES.share = share
+    return [_fields(t) for t in analysis.terms(text)]
+
+
 @pytest.mark.parametrize("text", RESOLUTION_TEXTS)
-def test_features_found_for_key_lines_match_mecab_in_context(text, share, monkeypatch):
-    expected = _in_context_terms(text)
-    _empty_caches()
-    monkeypatch.setattr(analysis._MISSES, "share", share)
-    monkeypatch.setattr(analysis, "_RESOLVE_SHARE", 0)  # warm: each missed line looked up in the dictionary
-    assert [_fields(t) for t in analysis.terms(text)] == expected
-    assert [_fields(t) for t, _, _ in analysis.scan(text)] == expected  # and again, from the caches
+def test_cold_warm_and_cached_lines_give_the_same_terms(text):
+    cold = _terms_with_share(text, 1.0)
+    warm = _terms_with_share(text, 0.0)
+    assert warm == cold
+    assert [_fields(t) for t, _, _ in analysis.scan(text)] == cold  # from the caches
+    assert [_fields(t) for t in analysis.terms(text)] == cold
 
 
-def test_entries_alike_but_for_their_reading_take_mecabs_choice(monkeypatch):
-    """非力 has two entries that differ only in their reading (ヒリキ, ヒリョク): the one MeCab chose."""
+@pytest.mark.parametrize("share", [1.0, 0.0])
+def test_features_are_those_of_the_morpheme_mecab_chose(share):
+    """非力 has two entries alike but for their reading (ヒリキ, ヒリョク): the one MeCab chose, as fugashi reads it."""
+    import fugashi
+
+    text = "Linuxのカーネルを非力なマシンで"
+    chosen = {w.surface: w.feature for w in fugashi.Tagger()(text)}
     _empty_caches()
-    monkeypatch.setattr(analysis._MISSES, "share", 0.0)
-    monkeypatch.setattr(analysis, "_RESOLVE_SHARE", 0)
-    chosen = analysis._tagger("full").parse("非力なマシン").split("\n")[0].split("\t")[-1]
-    assert [t.reading for t in analysis.terms("非力なマシン") if t.text == "非力"] == [chosen]
+    analysis._MISSES.share = share
+    terms = {t.surface: t for t in analysis.terms(text)}
+    assert terms["非力"].reading == chosen["非力"].kana
+    assert terms["カーネル"].variants == ()  # lemma カーネル-kernel / -colonel without its gloss: the written form
+    assert terms["マシン"].pos == chosen["マシン"].pos1
 
 
 def test_the_miss_share_falls_once_lines_are_cached():
