@@ -326,7 +326,14 @@ _MECABRC = Path(__file__).with_name("mecabrc")
 
 
 def _tagger(output: str = "key"):
-    """This thread's MeCab tagger for an output format of search/mecabrc ("key" or "both")."""
+    """This thread's MeCab tagger for an output format of search/mecabrc ("key" or "both").
+
+    Each tagger maps the dictionary anew, which adds the pages both touch to
+    the process's RSS a second time (not to its memory: they are the same
+    file pages).  So only indexing (:func:`terms`) reads key lines; a
+    serving process, which analyses queries and snippets with
+    :func:`scan`, has the one "both" tagger.
+    """
     tagger = getattr(_TAGGERS, output)
     if tagger is None:
         import fugashi
@@ -405,7 +412,7 @@ def _scan(text: str, spans: bool) -> list:
     numeral_run = ""  # the numeral being read, while numeral morphemes follow each other
     delta = 0  # position in ntext minus position in mtext, past the last technical word
     append = result.append
-    if _MISSES.share < _COLD:
+    if not spans and _MISSES.share < _COLD:  # key lines: indexing only (see _tagger)
         lines = _tagger().parse(mtext).split("\n")
         missed = _Misses(lines, mtext)
     else:  # most lines would miss the caches: have MeCab print the features too, and keep them for those
