@@ -1,5 +1,6 @@
 """The search core through its Python API: query language, totals, facets, paging, snippets."""
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -38,6 +39,15 @@ def test_result_has_the_documented_shape(searcher):
     assert hit["url"] == "/articles/robot-fish/"
     assert set(data["facets"]) >= {"tags", "contentType"}
     json.dumps(data, ensure_ascii=False)
+
+
+def test_result_dict_is_what_asdict_gives_and_copies_the_lists(searcher):
+    result = searcher.search("泳ぐ")
+    data = result.to_dict()
+    assert data == dataclasses.asdict(result)
+    data["hits"][0]["tags"].append("changed")
+    data["facets"]["tags"][0]["count"] = -1
+    assert "changed" not in result.hits[0].tags and result.facets["tags"][0].count != -1
 
 
 def test_url_template_is_configurable(built):

@@ -381,6 +381,28 @@ def bench_http(index: Path, items: list[dict], out: Path, seconds: float = 20.0,
                     "all_unique": issued <= nq * 46 * 3, "issued": issued,
                     "load_before": la0, "load_after": loadavg()})
         res["rss_end_kb"] = {w: rss_kb(w) for w in workers}
+        # One request at a time: the latency of an uncached search through
+        # HTTP, without the queueing of the concurrent run, once that is over
+        # (workers warm).  Each pass adds a trailing space to the query (the
+        # same search; a new key for the result cache, one the concurrent run
+        # never asked for).
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        one, one_errors = [], 0
+        for spaces in (" ", "  ", "   "):
+            for it in items:
+                p = {"q": it.get("q", "") + spaces, "per_page": 10, "page": it.get("page", 1)}
+                if it.get("tags"):
+                    p["tag"] = list(it["tags"])
+                if it.get("sort"):
+                    p["sort"] = it["sort"]
+                t0 = time.perf_counter()
+                conn.request("GET", "/api/search?" + urlencode(p, doseq=True))
+                r = conn.getresponse()
+                r.read()
+                one.append(time.perf_counter() - t0)
+                one_errors += r.status != 200
+        conn.close()
+        res["sequential"] = {**summary_ms(one), "errors": one_errors}
         res["workers_alive_end"] = [w for w in workers if Path(f"/proc/{w}").exists()]
         res["workers_now"] = descendants(proc.pid)
     finally:
@@ -530,9 +552,13 @@ def render(R: dict) -> str:
         if h.get("error"):
             rows.append(("HTTP load", "ERROR", h["error"]))
         else:
+            one = h.get("sequential")
+            if one:
+                rows.append(("HTTP latency p50 / p95 / p99, one client, uncached", f"{f(one['p50'], 1)} / {f(one['p95'], 1)} / {f(one['p99'], 1)} ms",
+                             f"{one['n']} requests one at a time, after the concurrent run; errors {one['errors']}"))
             rows.append((f"HTTP gunicorn -w 2, {h['clients']} clients, {h['seconds']:.0f} s: req/s", f(h["rps"], 1),
                          f"{h['requests']} requests, unique keys: {h['all_unique']}; load {h['load_before']} -> {h['load_after']}"))
-            rows.append(("HTTP latency p50 / p99", f"{f(h['p50'], 1)} / {f(h['p99'], 1)} ms", f"p95 {f(h['p95'], 1)}, max {f(h['max'], 1)} ms"))
+            rows.append((f"HTTP latency p50 / p99, {h['clients']} clients", f"{f(h['p50'], 1)} / {f(h['p99'], 1)} ms", f"p95 {f(h['p95'], 1)}, max {f(h['max'], 1)} ms"))
             rows.append(("HTTP errors (non-200 + exceptions)", str(h["errors"]), json.dumps(h["statuses"])))
             st = " + ".join(f"{v / 1024:.0f}" for v in h["rss_start_kb"].values())
             en = " + ".join(f"{v / 1024:.0f}" for v in h["rss_end_kb"].values())
