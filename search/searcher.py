@@ -1316,6 +1316,10 @@ class _Marker:
         self.words = words
         self.active = bool(terms)
         self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
+        # Kana typed for kanji: the written forms the analyzer found matching
+        # by their reading in earlier bodies of this result page (東京 for
+        # とうきょう), looked for by string search in the next ones.
+        self.read_as: set[str] = set()
 
     def matches(self, unit: Unit) -> bool:
         terms = self.terms
@@ -1447,9 +1451,22 @@ class _Marker:
                 return _passage(body, begin, end, marked_html, marked_text)
         if not indexed:
             return "", ""  # the article matched in its title, tags or description only
+        if self.read_as:
+            # A written form already found by its reading: its first occurrence, if
+            # the analyzer marks it there, instead of analysing the body from the top.
+            head = body[:SCAN_CHARS]
+            found = sorted((i, form) for form in self.read_as if (i := head.find(form)) >= 0)
+            if found:
+                begin = _passage_start(body, found[0][0])
+                end = _passage_end(body, begin + SNIPPET_CHARS)
+                marked_html, marked_text, count = self.mark(body[begin:end])
+                if count:
+                    return _passage(body, begin, end, marked_html, marked_text)
         # Matched through a variant or reading only (杜 for 森, 泳いだ for 泳ぐ): look with the analyzer.
         for offset, unit in _head_units(body):
             if not unit.stop and self.matches(unit):
+                if self.by_reading:
+                    self.read_as.add(body[offset + unit.start:offset + unit.end])
                 begin = _passage_start(body, offset + unit.start)
                 end = _passage_end(body, begin + SNIPPET_CHARS)
                 marked_html, marked_text, count = self.mark(body[begin:end])

@@ -188,6 +188,20 @@ def test_snippet_finds_a_word_typed_in_kana_far_into_the_body(tmp_path):
     assert "<mark>東京</mark>の美術館" in hit.snippet
 
 
+def test_every_hit_of_a_kana_query_marks_the_written_form_it_matched(tmp_path):
+    """The first body is analysed to find 東京 by its reading; the others are searched for 東京 too."""
+    content = tmp_path / "content"
+    content.mkdir()
+    filler = "特に何も起きない一日だった。"
+    for i, depth in enumerate((10, 60, 120)):
+        write_article(content, f"trip-{i}.md", f"旅行記{i}", body=filler * depth + f"{i}日目、東京の美術館を見た。" + filler * 5)
+    build(content, tmp_path / "index", workers=1)
+    hits = Searcher(tmp_path / "index").search("とうきょう").hits
+    assert len(hits) == 3
+    for hit in hits:
+        assert "<mark>東京</mark>の美術館" in hit.snippet, hit.snippet
+
+
 @pytest.mark.parametrize("query, body, marked", [
     ("京都", "東京都の美術館を出て、京都の寺へ行った。", "東京都の美術館を出て、<mark>京都</mark>の寺へ行った。"),
     ("テスト", "テストケースを書いてテストを回す。", "<mark>テスト</mark>ケースを書いて<mark>テスト</mark>を回す。"),
