@@ -319,9 +319,12 @@ _TAGGERS = _TaggerPool()
 # MeCab prints each morpheme as one short line, "surface<TAB>ids<TAB>cost"
 # (search/mecabrc, output format "key"): the dictionary entry's left and
 # right context ids and its word cost tell entries with the same surface
-# apart, and cost MeCab nothing to print, where printing the features (part
-# of speech, lemma, ...) would add a quarter to its time.  The features of a
-# line not yet cached are printed by a second tagger (see _Misses).
+# apart as far as MeCab itself can (entries alike in all three, such as 非力
+# read ヒリキ or ヒリョク, cost the same in any context, and MeCab takes the
+# same one every time), and cost MeCab nothing to print, where printing the
+# features (part of speech, lemma, ...) adds a quarter to its time.  The
+# features of a line not yet cached are printed by a second tagger (see
+# _Misses).
 _MECABRC = Path(__file__).with_name("mecabrc")
 
 
