@@ -1455,9 +1455,9 @@ class _Marker:
             # A written form already found by its reading: its first occurrence, if
             # the analyzer marks it there, instead of analysing the body from the top.
             head = body[:SCAN_CHARS]
-            found = sorted((i, form) for form in self.read_as if (i := head.find(form)) >= 0)
-            if found:
-                begin = _passage_start(body, found[0][0])
+            first = min((i for form in self.read_as if (i := head.find(form)) >= 0), default=-1)
+            if first >= 0:
+                begin = _passage_start(body, first)
                 end = _passage_end(body, begin + SNIPPET_CHARS)
                 marked_html, marked_text, count = self.mark(body[begin:end])
                 if count:
