@@ -699,17 +699,20 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
     """Analyse and write the articles in *workers* processes, each writing segments of its own.
 
     Whoosh writes a segment in Python, so one writing process would be the
-    bottleneck; here the writing is shared like the analysis.  Batches go
-    round-robin (worker k takes batches k, k + workers, ...), so the same
-    content always gives the same segments.  The table of contents listing
-    them is written here, once all are done.
+    bottleneck; here the writing is shared like the analysis.  Each worker
+    takes a run of consecutive files of about equal bytes, and the table of
+    contents lists its segments in that order, so documents are numbered in
+    file order whatever the number of workers: results that tie (equal
+    scores, the same date) are ordered by document number, and a machine
+    with more cores must not order them differently.  The table of
+    contents is written here, once all are done.
     """
     numbered = list(enumerate(sources))
     batches = [numbered[i:i + BATCH] for i in range(0, len(numbered), BATCH)]
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    procs = [context.Process(target=_segment_worker, args=(ix, batches[k::workers], k, results), daemon=True)
-             for k in range(workers)]
+    procs = [context.Process(target=_segment_worker, args=(ix, share, k, results), daemon=True)
+             for k, share in enumerate(_shares(batches, workers))]
     outcomes: list[tuple] = []
     segments: dict[int, list] = {}
     try:
@@ -740,6 +743,18 @@ def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) ->
                 proc.join()
     _Writer(ix, compound=False).commit_segments([s for k in sorted(segments) for s in segments[k]])
     return outcomes
+
+
+def _shares(batches: list[list[tuple[int, Source]]], workers: int) -> list[list]:
+    """*batches* cut into *workers* runs of consecutive batches of about equal bytes."""
+    sizes = [sum(source.size for _, source in batch) for batch in batches]
+    total = sum(sizes) or 1
+    shares: list[list] = [[] for _ in range(workers)]
+    done = 0
+    for batch, size in zip(batches, sizes):
+        shares[min(workers - 1, int((done + size / 2) * workers / total))].append(batch)
+        done += size
+    return shares
 
 
 def _segment_worker(ix, batches: list[list[tuple[int, Source]]], k: int, results) -> None:

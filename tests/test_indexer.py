@@ -45,6 +45,12 @@ def test_build_with_worker_processes_gives_the_same_index(workdir, tmp_path):
     for q in ("追加記事", "本文", "ロボット", "泳ぐ"):
         assert slugs(index, q) == slugs(tmp_path / "single", q)
     assert Searcher(index).search("追加記事", per_page=1).total == 60
+    # Ties (60 articles alike, equal scores and dates) come in the same order: documents
+    # are numbered in file order whatever the number of workers.
+    for sort in ("relevance", "date"):
+        pages = [[h.slug for h in Searcher(i).search("追加記事", sort=sort, per_page=50).hits]
+                 for i in (index, tmp_path / "single")]
+        assert pages[0] == pages[1] and len(pages[0]) == 50
 
 
 def test_update_adds_changes_deletes_and_leaves_the_rest(workdir):
