@@ -103,6 +103,26 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def smaps_mb(pid: int) -> dict:
+    """Pss and private (Private_Clean + Private_Dirty) memory of a process, in MB, from smaps_rollup.
+
+    RSS counts every mapped page the process touched, UniDic's dictionary
+    file included, once per process; Pss splits shared pages between the
+    processes that map them; private pages are the process's own.
+    """
+    fields: dict = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            parts = rest.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                fields[name] = int(parts[0])
+    except OSError:
+        return {}
+    return {"pss": fields.get("Pss", 0) / 1024,
+            "private": (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024}
+
+
 class TreeRss(threading.Thread):
     """Samples the summed VmRSS of a process and its descendants (peak over the samples).
 
@@ -381,6 +401,7 @@ def bench_http(index: Path, items: list[dict], out: Path, seconds: float = 20.0,
                     "all_unique": issued <= nq * 46 * 3, "issued": issued,
                     "load_before": la0, "load_after": loadavg()})
         res["rss_end_kb"] = {w: rss_kb(w) for w in workers}
+        res["smaps_end_mb"] = {w: smaps_mb(w) for w in workers}
         # One request at a time: the latency of an uncached search through
         # HTTP, without the queueing of the concurrent run, once that is over
         # (workers warm).  Each pass adds a trailing space to the query (the
@@ -564,6 +585,12 @@ def render(R: dict) -> str:
             en = " + ".join(f"{v / 1024:.0f}" for v in h["rss_end_kb"].values())
             bo = " + ".join(f"{v / 1024:.0f}" for v in h["rss_boot_kb"].values())
             rows.append(("gunicorn workers RSS start -> end", f"{st} -> {en} MB", f"at boot {bo} MB; master {h['master_rss_kb'] / 1024:.0f} MB"))
+            sm = [m for m in h.get("smaps_end_mb", {}).values() if m]
+            if sm:
+                rows.append(("gunicorn workers PSS / private at the end", " + ".join(f"{m['pss']:.0f}" for m in sm) + " / "
+                             + " + ".join(f"{m['private']:.0f}" for m in sm) + " MB",
+                             "PSS: shared pages (UniDic's mapped dictionary) split between the processes mapping them; "
+                             "private: the worker's own"))
     a = R.get("analyzer")
     if a:
         rows.append(("fugashi.Tagger() nodes", f"{f(a['fugashi']['mb_s'], 2)} MB/s", f"{a['fugashi']['tok_s']:,.0f} tokens/s ({a['fugashi']['tokens']:,} tokens, {a['fugashi']['s']:.2f} s)"))
