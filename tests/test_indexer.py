@@ -286,12 +286,14 @@ def test_fast_writer_writes_what_whooshs_writer_writes(tmp_path):
     assert ours.field_length("body") == theirs.field_length("body")
 
 
-def test_fast_writer_blocks_match_whooshs(tmp_path):
+@pytest.mark.parametrize("compression", [0, 3])
+def test_fast_writer_blocks_match_whooshs(tmp_path, monkeypatch, compression):
     """Many documents sharing words (posting lists of several blocks): the same blocks and statistics as Whoosh's.
 
     (The files are not byte for byte the same: ours pickles a block with
-    protocol 5, Whoosh with protocol 2.)
+    protocol 5, Whoosh with protocol 2.)  With and without zlib on the blocks.
     """
+    monkeypatch.setattr("search.indexer.COMPRESSION", compression)
     content = tmp_path / "content"
     content.mkdir()
     for n in range(300):
