@@ -1321,7 +1321,8 @@ class _Marker:
         # とうきょう), looked for by string search in the next ones.
         self.read_as: set[str] = set()
 
-    def matches(self, unit: Unit) -> bool:
+    def matches(self, unit: Unit | analysis.Term) -> bool:
+        """Whether a word (a Unit, or a Term as the analyzer's scan gives it) is one of the query's terms."""
         terms = self.terms
         if unit.text in terms:
             return True
@@ -1403,16 +1404,21 @@ class _Marker:
         return [(start, end, whole and _whole_word(lowered, start, end)) for start, end, whole in hits]
 
     def _analysed_spans(self, text: str) -> list[tuple[int, int]]:
-        """Spans of the units of *text* that match the query, with the inflection that follows a match."""
+        """Spans of the words of *text* that match the query, with the inflection that follows a match.
+
+        Walks the analyzer's (term, start, end) triples: making a Unit of
+        each word first (analysis.units) was about a seventh of the time of
+        analysing a clause, 3% of the time the blog's queries spend marking.
+        """
         spans = []
         marking = False
-        for unit in analysis.units(text):
-            if marking and unit.stop and unit.pos == "助動詞" and unit.start == spans[-1][1]:
-                spans[-1] = (spans[-1][0], unit.end)  # the inflection of a matched verb belongs to it: 泳いだ
+        for term, start, end in analysis.scan(text):
+            if marking and term.stop and term.pos == "助動詞" and start == spans[-1][1]:
+                spans[-1] = (spans[-1][0], end)  # the inflection of a matched verb belongs to it: 泳いだ
                 continue
-            marking = not unit.stop and self.matches(unit)
+            marking = not term.stop and self.matches(term)
             if marking:
-                spans.append((unit.start, unit.end))
+                spans.append((start, end))
         return spans
 
     def snippet(self, body: str, indexed: bool = True) -> tuple[str, str]:
