@@ -255,6 +255,9 @@ def kanji_to_number(text: str) -> str | None:
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _TECH_PARTS = re.compile(r"[a-z]+|[0-9]+")
+# A number with its unit written on (750ml, 100ms, 1.5gb, 64bit): the unit is not a part
+# of its own, or ML (機械学習's synonym) would find wine bottles and MS every latency.
+_NUMBER_WITH_UNIT = re.compile(r"[0-9][0-9.]*[a-z]+")
 # Parts of speech that are not search terms (UniDic pos1).
 STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "フィラー", "感動詞"})
 
@@ -597,7 +600,9 @@ def _tech_term(word: str) -> Term:
     if term is None:
         folded = word.lower()
         parts = tuple(_TECH_PARTS.findall(folded))
-        term = _term(folded, "tech", parts=parts if len(parts) > 1 else ())
+        if _NUMBER_WITH_UNIT.fullmatch(folded):
+            parts = parts[:-1]  # the number(s) only: 750 finds 750ml
+        term = _term(folded, "tech", parts=parts if len(parts) > 1 or parts and parts[0] != folded else ())
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()
         _TECH_TERMS[word] = term

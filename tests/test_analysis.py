@@ -237,6 +237,13 @@ CASES = [
     ("Llama-3.1を試す", "llama-3.1", True),
     ("Llama-3.1を試す", "Llama", True),
     ("GPT-4oと比較", "gpt-4o", True),
+    ("Windows10を使う", "Windows", True),
+    ("7-Zipで圧縮", "zip", True),
+    ("750mlのボトル", "750ml", True),
+    ("750mlのボトル", "750", True),
+    ("750mlのボトル", "ML", False),         # a unit written on a number is not a word of its own
+    ("750mlのボトル", "機械学習", False),   # ... or 機械学習 (synonym ML) would find wine bottles
+    ("100msで応答", "MS", False),
     ("三百人が参加", "300", True),
     ("300人が参加", "三百", True),
     ("十五分かかる", "15", True),
