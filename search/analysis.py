@@ -254,10 +254,10 @@ def kanji_to_number(text: str) -> str | None:
 # (C#, C++), optionally starting with a dot (.NET).
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
-_TECH_PARTS = re.compile(r"[a-z]+|[0-9]+")
-# A number with its unit written on (750ml, 100ms, 1.5gb, 64bit): the unit is not a part
-# of its own, or ML (機械学習's synonym) would find wine bottles and MS every latency.
-_NUMBER_WITH_UNIT = re.compile(r"[0-9][0-9.]*[a-z]+")
+# The parts of a technical word: runs of letters and of digits, except letters written on
+# the end of a number (750ml, 100ms/1, 64bit, 1080p): a unit, not a word of its own, or ML
+# (機械学習's synonym) would find wine bottles and MS every latency.  750 finds 750ml.
+_TECH_PARTS = re.compile(r"([0-9]+)[a-z]*|[a-z]+")
 # Parts of speech that are not search terms (UniDic pos1).
 STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "フィラー", "感動詞"})
 
@@ -599,9 +599,7 @@ def _tech_term(word: str) -> Term:
     term = _TECH_TERMS.get(word)
     if term is None:
         folded = word.lower()
-        parts = tuple(_TECH_PARTS.findall(folded))
-        if _NUMBER_WITH_UNIT.fullmatch(folded):
-            parts = parts[:-1]  # the number(s) only: 750 finds 750ml
+        parts = tuple(m.group(1) or m.group() for m in _TECH_PARTS.finditer(folded))
         term = _term(folded, "tech", parts=parts if len(parts) > 1 or parts and parts[0] != folded else ())
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()

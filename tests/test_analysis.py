@@ -244,6 +244,8 @@ CASES = [
     ("750mlのボトル", "ML", False),         # a unit written on a number is not a word of its own
     ("750mlのボトル", "機械学習", False),   # ... or 機械学習 (synonym ML) would find wine bottles
     ("100msで応答", "MS", False),
+    ("容量120ml/1個", "ML", False),          # inside a longer technical word too
+    ("ML-703を発売", "ML", True),            # letters before a number are a word
     ("三百人が参加", "300", True),
     ("300人が参加", "三百", True),
     ("十五分かかる", "15", True),
