@@ -254,10 +254,7 @@ def kanji_to_number(text: str) -> str | None:
 # (C#, C++), optionally starting with a dot (.NET).
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
-# The parts of a technical word: runs of letters and of digits, except letters written on
-# the end of a number (750ml, 100ms/1, 64bit, 1080p): a unit, not a word of its own, or ML
-# (機械学習's synonym) would find wine bottles and MS every latency.  750 finds 750ml.
-_TECH_PARTS = re.compile(r"([0-9]+)[a-z]*|[a-z]+")
+_TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
 # Parts of speech that are not search terms (UniDic pos1).
 STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "フィラー", "感動詞"})
 
@@ -595,12 +592,25 @@ _TECH_TERMS: dict[str, Term] = {}
 _NUMBER_TERMS: dict[str, Term] = {}
 
 
+def _tech_parts(word: str) -> tuple[str, ...]:
+    """What a technical word is also indexed as: its runs of letters and of digits (next.js:
+    next, js; windows10: windows, 10), if it has more than one.
+
+    Letters written on the end of a number are a unit, not a word of their own
+    (750ml, 100ms/1, 64bit): 750 finds 750ml, ml does not, or ML (機械学習's
+    synonym) would find wine bottles and MS every latency.
+    """
+    runs = _TECH_RUNS.findall(word)
+    if len(runs) < 2 and not (runs and runs[0][1]):  # one run, the word itself (or c of c#)
+        return ()
+    return tuple(number or letters for number, _, letters in runs)
+
+
 def _tech_term(word: str) -> Term:
     term = _TECH_TERMS.get(word)
     if term is None:
         folded = word.lower()
-        parts = tuple(m.group(1) or m.group() for m in _TECH_PARTS.finditer(folded))
-        term = _term(folded, "tech", parts=parts if len(parts) > 1 or parts and parts[0] != folded else ())
+        term = _term(folded, "tech", parts=_tech_parts(folded))
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()
         _TECH_TERMS[word] = term

@@ -403,7 +403,7 @@ def _segment_terms(leaf, fieldname: str, ranges: list[tuple[str, str | None]]) -
     found = _SEGMENT_TERMS.get(key)
     if found is not None:
         joined, dfs = found
-        return (joined.split(b"\0") if dfs else []) if isinstance(joined, bytes) else joined, dfs
+        return joined.split(b"\0") if isinstance(joined, bytes) else joined, dfs
     table = leaf._terms._tindex  # whoosh-reloaded is pinned
     field = leaf._terms._keycoder(fieldname, b"")
     terms, dfs = [], array("I")

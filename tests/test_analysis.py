@@ -222,6 +222,7 @@ CASES = [
     ("Next.js 14がリリース", "Next.js 14", True),
     ("C#の入門", "C#", True),
     ("C#の入門", "c#", True),
+    ("C#の入門", "C", False),
     ("C言語の入門", "C#", False),
     ("F#で書く", "F#", True),
     ("F#で書く", "C#", False),
