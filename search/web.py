@@ -32,7 +32,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["SEARCH"] = config
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    searcher = Searcher(config.index_dir, url_template=config.url_template, synonyms=config.synonyms or None)
+    searcher = Searcher(config.index_dir, url_template=config.url_template, synonyms=config.synonyms or None,
+                        server=True)
     app.extensions["searcher"] = searcher
     querylog = QueryLog(config.query_log) if config.query_log else None
 

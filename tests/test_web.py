@@ -78,6 +78,28 @@ def test_index_switch_while_serving(workdir):
     assert client.get("/health").get_json()["documents"] == 9
 
 
+def test_server_leaves_each_open_index_out_of_full_collections(workdir):
+    """The web app freezes what an index generation loads (gc.freeze) when it opens one; the CLI does not."""
+    import gc
+
+    from search.searcher import Searcher
+
+    content, index = workdir
+    build(content, index, workers=1)
+    gc.unfreeze()
+    Searcher(index).search("量子")
+    assert gc.get_freeze_count() == 0
+    client = create_app({"index_dir": str(index)}).test_client()
+    client.get("/api/search?q=量子")
+    first = gc.get_freeze_count()
+    assert first > 1000
+    write_article(content, "q.md", "量子コンピュータ入門")
+    build(content, index, workers=1)
+    assert client.get("/api/search?q=量子").get_json()["total"] == 1
+    assert gc.get_freeze_count() > 1000  # frozen anew for the new generation
+    gc.unfreeze()
+
+
 def test_cors_only_for_allowed_origins(client):
     allowed = client.get("/api/search?q=a", headers={"Origin": "https://blog.example.com"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://blog.example.com"
