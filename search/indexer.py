@@ -253,7 +253,9 @@ class _Writer(SegmentWriter):
 
 
 BLOCK_PICKLE_PROTOCOL = 5
-_ENTRY_LENGTHS = struct.Struct("!ii")  # a term table entry's key and value lengths (HashWriter's _lengths)
+# Whoosh's hash file (the term table), as search/searcher.py also reads it:
+_ENTRY_LENGTHS = struct.Struct("!ii")  # an entry's key and value lengths, before the key and the value
+_HASH_SLOT = struct.Struct("!Iq")  # a slot of a hash table: (key hash, entry position)
 _TERM_INFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct
 _EXTENT = struct.Struct("!qi")  # W3TermInfo.to_bytes: where the postings start in the posting file, and their length
 _BLOCK_LENGTH = struct.Struct("!i")
@@ -290,7 +292,7 @@ def _write_field(out, fieldname: str, field, postings: _FieldPostings, lengths: 
         raise ValueError("a codec that inlines postings in the term table is not supported")
     fixed_size = field.format.fixed_value_size()
     postfile, tindex = out._postfile, out._tindex
-    hashfn = _md5_low32 if tindex.hashfn is filetables.md5_hash else tindex.hashfn
+    hashfn = key_hash_function(tindex)
     buckets, prefix = tindex.buckets, pack_ushort(out._fieldid)
     post_pos, post_chunks = postfile.tell(), []
     term_pos, term_chunks, term_positions = tindex.dbfile.tell(), [], []
@@ -368,8 +370,13 @@ def _write_field(out, fieldname: str, field, postings: _FieldPostings, lengths: 
     out.finish_field()
 
 
+def key_hash_function(table):
+    """The hash function of a Whoosh hash file (writer or reader): Whoosh's own, or the same faster."""
+    return _md5_low32 if table.hashfn is filetables.md5_hash else table.hashfn
+
+
 def _md5_low32(key: bytes) -> int:
-    """Whoosh's md5_hash (the low 32 bits of the key's MD5), without the hex string."""
+    """Whoosh's md5_hash (the low 32 bits of the key's MD5), without the hex string (0.5 µs less a key)."""
     return int.from_bytes(md5(key, usedforsecurity=False).digest()[12:], "big")
 
 

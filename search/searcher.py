@@ -36,7 +36,7 @@ from . import analysis
 from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_hiragana, to_katakana
 from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
 from .errors import IndexMissing, QueryError
-from .indexer import CURRENT, damaged, open_index, read_info
+from .indexer import _ENTRY_LENGTHS, _HASH_SLOT, CURRENT, damaged, key_hash_function, open_index, read_info
 from .synonyms import Synonyms
 
 FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
@@ -290,10 +290,6 @@ def _close_quietly(searcher, term_tables: list["_TermTable"]) -> None:
         pass
 
 
-_HASH_SLOT = struct.Struct("!Iq")  # Whoosh's hash file: a slot's (key hash, entry position)
-_ENTRY_LENGTHS = struct.Struct("!ii")  # an entry's key and value lengths, before the key and the value
-
-
 class _TermTable:
     """One segment's term table (Whoosh's hash file of term -> term info), looked up in a memory map.
 
@@ -309,6 +305,7 @@ class _TermTable:
         terms = leaf._terms  # whoosh-reloaded is pinned; tests compare this with Whoosh's term_info
         self._tindex = terms._tindex
         self._keycoder = terms._keycoder
+        self._hash = key_hash_function(self._tindex)
         raw = self._tindex.dbfile.file
         # A segment written without a compound file is a plain file, read from its start.
         self._buffer = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) \
@@ -322,7 +319,7 @@ class _TermTable:
 
     def _value(self, key: bytes) -> bytes | None:
         tindex, buffer = self._tindex, self._buffer
-        keyhash = tindex.hashfn(key)
+        keyhash = self._hash(key)
         tablestart, numslots = tindex.tables[keyhash & 255]
         if not numslots:
             return None
