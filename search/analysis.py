@@ -415,7 +415,7 @@ def _scan(text: str, spans: bool) -> list:
     numeral_run = ""  # the numeral being read, while numeral morphemes follow each other
     delta = 0  # position in ntext minus position in mtext, past the last technical word
     append = result.append
-    if not spans and _MISSES.share < _COLD:  # key lines: indexing only (see _tagger)
+    if not spans and _MISSES.expected(len(mtext)) < _COLD:  # key lines: indexing only (see _tagger)
         lines = _tagger().parse(mtext).split("\n")
         missed = _Misses(lines, mtext)
     else:  # most lines would miss the caches: have MeCab print the features too, and keep them for those
@@ -519,18 +519,34 @@ _MORPHEME_CACHE = 150_000
 _SEEN_ONCE: set[int] = set()  # hashes of lines met once since the cache was half full
 
 
-class _MissShare(threading.local):
-    """The share of texts with a line that missed the caches, recently, in this thread (an exponential average)."""
+class _MissRate(threading.local):
+    """Lines missing the caches per character of text read, recently, in this thread.
 
-    share = 1.0
+    Exponential averages of both over the texts read: a process that has
+    just started, or a build (new words keep coming), has a high rate.
+    """
+
+    misses = 1.0
+    chars = 1.0
+
+    def expected(self, length: int) -> float:
+        """How many lines a text of *length* characters is likely to have that miss the caches."""
+        return self.misses / self.chars * length
+
+    def count(self, misses: int, length: int) -> None:
+        self.misses = 0.9 * self.misses + misses
+        self.chars = 0.9 * self.chars + length
 
 
-_MISSES = _MissShare()
-# Past this share of texts with lines missing the caches (a process that
-# has just started, or a build: new words keep coming), MeCab prints every
-# morpheme's features along with its key line (output "both", about a
-# third more MeCab time), rather than printing keys only and then the text
-# again, with features, when a line missed.
+_MISSES = _MissRate()
+# A text likely to have a line missing the caches is read with every
+# morpheme's features printed along with its key line (output "both",
+# about a quarter more MeCab time) rather than with keys only, since a
+# line that misses has the text read again with features.  Reading keys
+# first wins while a miss is less likely than about one in five; misses
+# come at a rate per character (titles rarely have a new word, an
+# article's body usually does in a build), so: past this expected number
+# of missing lines.
 _COLD = 0.25
 
 
@@ -559,8 +575,8 @@ class _Misses:
         return self.infos[line]
 
     def settle(self) -> None:
-        """Count this text in the recent share of texts with misses."""
-        _MISSES.share = 0.9 * _MISSES.share + (0.1 if self.infos else 0.0)
+        """Count this text's misses in the recent rate."""
+        _MISSES.count(len(self.infos) if self.infos else 0, len(self.mtext))
 
 
 def _morpheme_info(line: str, features) -> tuple[str, int, Term | None, str]:

@@ -365,39 +365,55 @@ def _empty_caches():
     analysis._SEEN_ONCE.clear()
 
 
-def _terms_with_share(text: str, share: float) -> list[tuple]:
+def _cold(cold: bool) -> None:
+    """Have terms() read the next texts with features printed (a cold process) or keys only (a warm one)."""
+    analysis._MISSES.misses, analysis._MISSES.chars = (1.0, 1.0) if cold else (0.0, 1.0)
+
+
+def _terms_read(text: str, cold: bool) -> list[tuple]:
     _empty_caches()
-    analysis._MISSES.share = share
+    _cold(cold)
     return [_fields(t) for t in analysis.terms(text)]
 
 
 @pytest.mark.parametrize("text", RESOLUTION_TEXTS)
 def test_cold_warm_and_cached_lines_give_the_same_terms(text):
-    cold = _terms_with_share(text, 1.0)
-    warm = _terms_with_share(text, 0.0)
+    cold = _terms_read(text, cold=True)
+    warm = _terms_read(text, cold=False)
     assert warm == cold
     assert [_fields(t) for t, _, _ in analysis.scan(text)] == cold  # from the caches
     assert [_fields(t) for t in analysis.terms(text)] == cold
 
 
-@pytest.mark.parametrize("share", [1.0, 0.0])
-def test_features_are_those_of_the_morpheme_mecab_chose(share):
+@pytest.mark.parametrize("cold", [True, False])
+def test_features_are_those_of_the_morpheme_mecab_chose(cold):
     """非力 has two entries alike but for their reading (ヒリキ, ヒリョク): the one MeCab chose, as fugashi reads it."""
     import fugashi
 
     text = "Linuxのカーネルを非力なマシンで"
     chosen = {w.surface: w.feature for w in fugashi.Tagger()(text)}
     _empty_caches()
-    analysis._MISSES.share = share
+    _cold(cold)
     terms = {t.surface: t for t in analysis.terms(text)}
     assert terms["非力"].reading == chosen["非力"].kana
     assert terms["カーネル"].variants == ()  # lemma カーネル-kernel / -colonel without its gloss: the written form
     assert terms["マシン"].pos == chosen["マシン"].pos1
 
 
-def test_the_miss_share_falls_once_lines_are_cached():
+def test_the_miss_rate_falls_once_lines_are_cached():
+    text = "ユーザが申し込みを書きます"
     _empty_caches()
-    analysis._MISSES.share = 1.0
+    _cold(True)
+    assert analysis._MISSES.expected(len(text)) > analysis._COLD
     for _ in range(40):
-        analysis.terms("ユーザが申し込みを書きます")
-    assert analysis._MISSES.share < analysis._COLD
+        analysis.terms(text)
+    assert analysis._MISSES.expected(len(text)) < analysis._COLD
+
+
+def test_a_long_text_is_expected_to_miss_where_a_short_one_is_not():
+    """Misses come per character: after texts with a new word every 1,000 characters, a
+    title is read with keys only and a body of 5,000 characters with features."""
+    _cold(False)
+    for _ in range(20):
+        analysis._MISSES.count(1, 1000)
+    assert analysis._MISSES.expected(40) < analysis._COLD < analysis._MISSES.expected(5000)
