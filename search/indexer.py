@@ -58,16 +58,17 @@ MANIFEST = "manifest.json"
 INFO = "info.json"
 BATCH = 16  # articles per task sent to an analysis process
 # A writing process holds a segment's postings in memory until it writes it
-# out (~35 bytes a posting with its terms), so each writes segments of at
-# most SEGMENT_BYTES of article files (~1 million postings of Japanese text)
-# and MAX_SEGMENT_POSTINGS postings: the large corpus (49 MB of files, 6.3
-# million postings) makes six segments and peaks under 500 MB of private
-# memory over all processes.  Fewer, bigger segments answer queries faster
-# (8 segments cost ~25% more query time than 2 on the large corpus), at the
-# cost of memory.
-SEGMENT_BYTES = 9_000_000
+# out (~20 bytes a posting, and its terms), so each writes segments of at
+# most SEGMENT_BYTES of article files and MAX_SEGMENT_POSTINGS postings.
+# Fewer, bigger segments answer queries faster: a query looks each of its
+# terms up in every segment.  The large corpus (49 MB of files, 6.3 million
+# postings) makes one segment per process, two in all, and its build peaks
+# at ~475 MB of private memory over all processes (Pss_Anon); in six
+# segments it peaked at ~395 MB, and its benchmark queries took ~8% longer
+# at p50 and ~12% at p99.
+SEGMENT_BYTES = 32_000_000
 COMPRESSION = 0  # zlib level of posting blocks: 0 builds the blog 18% faster; index +40% (blog), +70% (large)
-MAX_SEGMENT_POSTINGS = 1_500_000
+MAX_SEGMENT_POSTINGS = 3_500_000
 
 
 class Preindexed(str):
@@ -120,6 +121,8 @@ class JapaneseText(fields.TEXT):
                 value = _ONE_POSITION.get(where[0])
                 if value is None:
                     value = _ONE_POSITION[where[0]] = encode(where)
+                    short = _SHORT_MARK + where[0].to_bytes(2, "big")
+                    _SHORT[value], _LONG[short] = short, value
             else:
                 value = encode(where)
             postings.append((key, len(where), len(where) * boost, value))
@@ -127,6 +130,12 @@ class JapaneseText(fields.TEXT):
 
 
 _ONE_POSITION: dict[int, bytes] = {}  # position -> Positions.encode([position])
+# A segment being written holds these values (13-14 bytes; the postings of
+# most words) as 3 bytes: a mark no encoded value starts with (its first
+# byte is the high byte of a count of positions), and the position.
+_SHORT_MARK = b"\xff"
+_SHORT: dict[bytes, bytes] = {}  # Positions.encode([position]) -> its short form
+_LONG: dict[bytes, bytes] = {}  # and back
 
 
 _END = 0xFFFFFFFF  # no next posting
@@ -138,8 +147,9 @@ class _FieldPostings:
     A posting is a slot in the parallel arrays (docnum, weight, where its
     encoded value starts in ``values``, the slot of the term's next
     posting); a term is the slots of its first and last posting.  About 20
-    bytes a posting and 70 a term, where a Python object per term or per
-    posting would cost hundreds: the memory of a build is mostly this.
+    bytes a posting (a value with one position held in 3 bytes, see _SHORT)
+    and 70 a term, where a Python object per term or per posting would cost
+    hundreds: the memory of a build is mostly this.
     """
 
     __slots__ = ("ids", "heads", "tails", "docnums", "weights", "starts", "nexts", "values")
@@ -151,6 +161,7 @@ class _FieldPostings:
         self.values = bytearray()
 
     def add(self, tbytes: bytes, docnum: int, weight: float, vbytes: bytes) -> None:
+        vbytes = _SHORT.get(vbytes, vbytes)
         slot = len(self.docnums)
         tid = self.ids.get(tbytes)
         if tid is None:
@@ -177,8 +188,8 @@ class _FieldPostings:
             while slot != _END:
                 slots.append(slot)
                 slot = nexts[slot]
-            yield (tbytes, [docnums[i] for i in slots], [weights[i] for i in slots],
-                   [values[starts[i]:starts[i + 1]] for i in slots])
+            held = [values[starts[i]:starts[i + 1]] for i in slots]
+            yield tbytes, [docnums[i] for i in slots], [weights[i] for i in slots], list(map(_LONG.get, held, held))
 
 
 class _Writer(SegmentWriter):

@@ -53,6 +53,24 @@ def test_build_with_worker_processes_gives_the_same_index(workdir, tmp_path):
         assert pages[0] == pages[1] and len(pages[0]) == 50
 
 
+def test_a_build_past_its_postings_budget_writes_more_segments_with_the_same_results(workdir, tmp_path, monkeypatch):
+    """A process starts a new segment once one holds MAX_SEGMENT_POSTINGS: what bounds a build's memory."""
+    content, index = workdir
+    for n in range(40):
+        write_article(content, f"extra-{n}.md", f"追加記事{n}", body=f"本文{n}です。泳いだ。")
+    build(content, tmp_path / "whole", workers=1)
+    monkeypatch.setattr("search.indexer.MAX_SEGMENT_POSTINGS", 100)
+    build(content, index, workers=1)
+    segments = [len(Searcher(i).snapshot().searcher.reader().leaf_readers()) for i in (index, tmp_path / "whole")]
+    assert segments[0] > 3 and segments[1] == 1
+    for q in ("", "追加記事", "本文", "泳ぐ", "ロボット"):
+        assert slugs(index, q) == slugs(tmp_path / "whole", q)
+    for sort in ("relevance", "date"):
+        pages = [[(h.slug, round(h.score, 9)) for h in Searcher(i).search("本文", sort=sort, per_page=50).hits]
+                 for i in (index, tmp_path / "whole")]
+        assert pages[0] == pages[1] and len(pages[0]) == 40
+
+
 def test_update_adds_changes_deletes_and_leaves_the_rest(workdir):
     content, index = workdir
     build(content, index, workers=1)
