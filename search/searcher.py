@@ -367,10 +367,15 @@ class _Lexicon:
 
 
 class _TermList:
-    """Terms of a field from some ranges of its lexicon, in order, with their document frequencies."""
+    """Terms of a field from some ranges of its lexicon, in order, with their document frequencies.
+
+    Held as one string and where each term ends in it: a list of str costs
+    ~60 bytes a term more (the large corpus's word lists, 150,000 terms:
+    15.9 MB traced as lists, 2.3 MB this way), in every serving process.
+    """
 
     def __init__(self, reader, fieldname: str, ranges: list[tuple[str, str | None]]):
-        self.terms: list[str] = []
+        self.terms = _Joined("", array("I"))
         self.frequencies = array("I")
         if fieldname not in reader.schema:
             return
@@ -379,18 +384,36 @@ class _TermList:
             terms, dfs = _segment_terms(leaf, fieldname, ranges)
             for term, df in zip(terms, dfs):
                 frequencies[term] = frequencies.get(term, 0) + df
-        for term in sorted(frequencies):
-            self.terms.append(_text(term))
-            self.frequencies.append(frequencies[term])
+        ordered = sorted(frequencies)
+        self.frequencies.extend(map(frequencies.__getitem__, ordered))
+        ends = array("I", accumulate(len(_text(term)) for term in ordered))
+        self.terms = _Joined(_text(b"".join(ordered)), ends)
 
     def prefixed(self, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The first *limit* terms that start with *prefix*, with their document frequencies."""
         terms, found = self.terms, []
         i = bisect_left(terms, prefix)  # str order is code point order, the index's UTF-8 byte order
-        while i < len(terms) and len(found) < limit and terms[i].startswith(prefix):
-            found.append((terms[i], self.frequencies[i]))
+        while i < len(terms) and len(found) < limit and (term := terms[i]).startswith(prefix):
+            found.append((term, self.frequencies[i]))
             i += 1
         return found
+
+
+class _Joined:
+    """A sorted sequence of strings stored as their concatenation and the end of each (what bisect needs)."""
+
+    __slots__ = ("ends", "text")
+
+    def __init__(self, text: str, ends: array):
+        self.text, self.ends = text, ends
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> str:
+        if not 0 <= i < len(self.ends):
+            raise IndexError(i)
+        return self.text[self.ends[i - 1] if i else 0:self.ends[i]]
 
 
 _DF = struct.Struct("!I")  # a term's document frequency, 5 bytes into Whoosh 3's term info ("!BfIBBfII")
