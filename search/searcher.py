@@ -239,6 +239,7 @@ class _Snapshot:
         """The words and readings suggest completes; read on first use (CLI queries never need it)."""
         if self._lexicon is None:
             self._lexicon = _Lexicon(self.searcher.reader())
+            _release_free_memory()  # reading it takes ~25 MB for a moment on the large corpus
         return self._lexicon
 
     def close(self):
@@ -259,6 +260,22 @@ def _settle_garbage_collector() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """Give the free pages of the C heap back to the system (glibc's malloc_trim), after a big transient.
+
+    Memory Python frees stays in the process's heap, counted in its RSS,
+    unless it is at the heap's top. In a serving process on the large
+    corpus after the first suggest: 27 -> 14 MB of heap.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (ImportError, OSError, AttributeError):  # not glibc: nothing to release this way
+        pass
 
 
 def _field_lengths(reader, fieldname: str) -> list:
