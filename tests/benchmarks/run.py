@@ -120,14 +120,17 @@ def smaps_mb(pid: int) -> dict:
     except OSError:
         return {}
     return {"pss": fields.get("Pss", 0) / 1024,
-            "private": (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024}
+            "private": (fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024,
+            "pss_anon": fields.get("Pss_Anon", 0) / 1024}
 
 
 class TreeRss(threading.Thread):
     """Samples the summed VmRSS of a process and its descendants (peak over the samples).
 
     Also the summed RssAnon (private memory: VmRSS counts the mmapped UniDic
-    dictionary, shared by all the processes, once per process).
+    dictionary, shared by all the processes, once per process), and the
+    summed Pss_Anon: RssAnon counts the pages a forked worker still shares
+    copy-on-write with its parent in both; Pss_Anon splits them.
     """
 
     def __init__(self, pid: int, interval: float = 0.25):
@@ -136,6 +139,7 @@ class TreeRss(threading.Thread):
         self.peak_kb = 0
         self.peak_procs = 0
         self.peak_anon_kb = 0
+        self.peak_pss_anon_mb = 0.0
         self._halt = threading.Event()
 
     def run(self):
@@ -145,6 +149,7 @@ class TreeRss(threading.Thread):
             if total > self.peak_kb:
                 self.peak_kb, self.peak_procs = total, len(pids)
             self.peak_anon_kb = max(self.peak_anon_kb, sum(rss_kb(p, "RssAnon") for p in pids))
+            self.peak_pss_anon_mb = max(self.peak_pss_anon_mb, sum(smaps_mb(p).get("pss_anon", 0) for p in pids))
             self._halt.wait(self.interval)
 
     def stop(self):
@@ -182,6 +187,7 @@ def run_timed(cmd: list[str], env=None, sample_tree=False) -> dict:
         res["tree_rss_peak_mb"] = sampler.peak_kb / 1024
         res["tree_rss_peak_procs"] = sampler.peak_procs
         res["tree_anon_peak_mb"] = sampler.peak_anon_kb / 1024
+        res["tree_pss_anon_peak_mb"] = sampler.peak_pss_anon_mb
     res["stderr"] = err_s[-2000:]
     return res
 
@@ -550,6 +556,8 @@ def render(R: dict) -> str:
                  f"sampled every 0.25 s over {b.get('tree_rss_peak_procs')} processes"))
     rows.append(("full build: peak private memory (sum of RssAnon)", f(b.get("tree_anon_peak_mb"), 0, " MB"),
                  "the shared, mmapped dictionary counted once at most"))
+    rows.append(("full build: peak private memory (sum of Pss_Anon)", f(b.get("tree_pss_anon_peak_mb"), 0, " MB"),
+                 "pages a worker shares copy-on-write with its parent counted once"))
     rows.append(("index size on disk", f(b["index_bytes"] / 1e6, 2, " MB"), f"du {b['index_bytes_du'] / 1e6:.2f} MB"))
     u = R.get("update")
     if u:
