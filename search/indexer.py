@@ -603,6 +603,21 @@ def _load(source: Source) -> tuple[Article | None, str | None, str | None]:
         return None, e.reason, content_hash(data)
 
 
+def _same_content(source: Source, known: list) -> bool:
+    """Whether a file whose size or time changed still holds what was indexed (a copy, a checkout, a touch).
+
+    Decided by hashing the file before reading it as an article: after a
+    fresh checkout of the large corpus (every file's time new), an update
+    parsed and analysed all 11,418 files to find them unchanged (36 s).
+    """
+    if source.size != known[0]:
+        return False
+    try:
+        return content_hash(source.path.read_bytes()) == known[2]
+    except OSError:
+        return False  # reported when it is read as an article
+
+
 def _prepare(source: Source):
     """Worker-side: read, parse and analyse one article (the expensive part of indexing)."""
     article, problem, sha1 = _load(source)
@@ -928,11 +943,11 @@ def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait
                 report.deleted += 1
             for src, known in changed:
                 bar.step()
-                rel, doc, problem, sha1 = _prepare(src)
-                if known and sha1 == manifest[rel][2]:
-                    manifest[rel][:2] = [src.size, src.mtime_ns]  # touched, not changed
+                if known and _same_content(src, manifest[src.rel]):
+                    manifest[src.rel][:2] = [src.size, src.mtime_ns]  # touched, not changed
                     report.unchanged += 1
                     continue
+                rel, doc, problem, sha1 = _prepare(src)
                 if doc is None:
                     report.skipped.append((rel, problem))
                     if known:  # a file that broke is taken out rather than left stale
@@ -954,7 +969,10 @@ def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait
                 else:
                     report.indexed += 1
             bar.close()
-            writer.commit()
+            if report.indexed or report.updated or report.deleted:
+                writer.commit()
+            else:  # only touched files: no new index generation for the servers to open
+                writer.cancel()
         except BaseException:
             writer.cancel()
             raise

@@ -100,6 +100,30 @@ def test_touched_but_unchanged_file_is_not_reindexed(workdir):
     assert report.updated == 0 and report.unchanged == 8
 
 
+def test_files_with_new_times_and_the_same_content_are_not_analysed_again(workdir, monkeypatch):
+    """A fresh checkout or copy gives every file a new time: update hashes them, and reads none as an article."""
+    from search import analysis
+
+    content, index = workdir
+    build(content, index, workers=1)
+    changed = content / "ts54.md"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n追記。\n", encoding="utf-8")
+    for path in content.glob("*.md"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+    analysed = []
+    terms = analysis.terms
+    monkeypatch.setattr(analysis, "terms", lambda text: analysed.append(text) or terms(text))
+    report = update(content, index)
+    assert report.updated == 1 and report.unchanged == 7
+    assert 0 < len(analysed) <= 4 and any("追記" in text for text in analysed)  # the changed article's fields only
+    assert slugs(index, "追記") == ["ts54"]
+    served = Searcher(index).health()
+    for path in content.glob("*.md"):  # touched again, nothing changed: the index is left as it is
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+    assert update(content, index).unchanged == 8
+    assert Searcher(index).health() == served
+
+
 def test_update_without_an_index_builds_one(workdir):
     content, index = workdir
     assert update(content, index).indexed == 8
