@@ -685,8 +685,11 @@ class Searcher:
         if whoosh_query is None:
             if parsed.clauses:  # words that are all stop words or symbols: nothing to find
                 matched = set()
-            else:  # browse: no words, filters only
+            else:  # browse: no words, filters only, and the articles -excluded words leave out
                 matched = set(snap.live) if allowed is None else set(allowed)
+                excluded = builder.excluded(parsed)
+                if excluded is not None:
+                    matched -= self._matches(snap, postings, excluded, allowed)
                 sort = "date"
             scores = {}
         else:
@@ -940,10 +943,13 @@ class _QueryBuilder:
         if not clauses:
             return None
         main = clauses[0] if len(clauses) == 1 else wq.And(clauses)
+        excluded = self.excluded(parsed)
+        return main if excluded is None else wq.AndNot(main, excluded)
+
+    def excluded(self, parsed: ParsedQuery):
+        """A query for the -excluded words (None if there are none, or none the analyzer keeps)."""
         excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
-        if excluded:
-            main = wq.AndNot(main, excluded[0] if len(excluded) == 1 else wq.Or(excluded))
-        return main
+        return _any_or_nothing(excluded) if excluded else None
 
     def loose_units(self, parsed: ParsedQuery) -> tuple[list[Unit], object]:
         """The analysed units of the (non-OR) words, to be matched one by one; and the exclusions."""
@@ -951,8 +957,7 @@ class _QueryBuilder:
             return [], None  # a quoted phrase is an explicit demand: never loosen it
         units = [unit for clause in parsed.clauses[:MAX_WORDS] if len(clause) == 1
                  for unit in query_units(clause[0].text)]
-        excluded = [q for q in (self.word(w, highlight=False) for w in parsed.excluded[:MAX_WORDS]) if q is not None]
-        return units, (_any_or_nothing(excluded) if excluded else None)
+        return units, self.excluded(parsed)
 
     def unit_docs(self, unit: Unit) -> set[int]:
         """Documents with any alternative of the unit in any field: what ``_field_slots`` matches."""

@@ -120,6 +120,18 @@ def test_empty_query_browses_newest_first(searcher):
     assert dates == sorted(dates, reverse=True)
 
 
+def test_excluded_words_alone_browse_every_other_article(searcher):
+    """-word with no other word: every article without it, newest first (not every article)."""
+    everything = set(slugs(searcher.search("", per_page=50)))
+    with_js = set(slugs(searcher.search("JavaScript", per_page=50)))
+    result = searcher.search("-JavaScript", per_page=50)
+    assert with_js and set(slugs(result)) == everything - with_js and result.total == len(everything - with_js)
+    dates = [h.date for h in result.hits]
+    assert dates == sorted(dates, reverse=True)
+    assert set(slugs(searcher.search("-JavaScript", tags=["ガジェット"]))) == {"printer-guide", "robot-fish"} - with_js
+    assert set(slugs(searcher.search("-JavaScript -泳ぐ", per_page=50))) == everything - with_js - {"robot-fish"}
+
+
 def test_total_and_tag_facets_match_independent_counts(searcher):
     result = searcher.search("", per_page=50)
     expected = fixture_tags()
