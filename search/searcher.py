@@ -601,7 +601,8 @@ class Searcher:
 
         def add(word: str, kind: str, weight: float):
             key = word.lower()
-            if key not in prefixes and (key not in seen or seen[key][0] < weight):
+            # Not the word as typed; but ロボット for ろぼっと (how it is written is the suggestion).
+            if key != prefix and (key not in seen or seen[key][0] < weight):
                 seen[key] = (weight, word, kind)
 
         for key in snap.tags.keys:

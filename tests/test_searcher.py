@@ -351,12 +351,11 @@ def test_synonyms_file_is_read_again_when_edited(workdir, tmp_path):
 
 
 def test_suggest_completes_tags_words_and_readings(searcher):
-    words = [s["word"] for s in searcher.suggest("タイプ")]
-    assert "TypeScript" in words or any(w.startswith("タイプ") for w in words) or words == []
-    assert "TypeScript" in [s["word"] for s in searcher.suggest("types")] or \
-        "typescript" in [s["word"].lower() for s in searcher.suggest("types")]
-    kana = [s["word"] for s in searcher.suggest("ろぼ")]
-    assert "ロボット" in kana
+    assert [(s["word"], s["kind"]) for s in searcher.suggest("types")] == [("TypeScript", "tag")]
+    assert [s["word"] for s in searcher.suggest("ろぼ")] == ["ロボット"]
+    assert [s["word"] for s in searcher.suggest("ろぼっと")] == ["ロボット"]  # typed in full, before conversion
+    assert searcher.suggest("ロボット") == []  # the word as typed is no suggestion
+    assert [s["word"] for s in searcher.suggest("あおもり")] == ["青森"]  # by reading
     assert searcher.suggest("ロボット 泳")[0]["text"].startswith("ロボット ")
 
 
