@@ -596,7 +596,8 @@ class Searcher:
         if not prefix:
             return []
         head = head + " " if head else ""
-        prefixes = {prefix, to_katakana(prefix)} if is_kana(last) else {prefix}  # ろぼ also completes ロボット
+        # ろぼ also completes ロボット, ついったー ツイッタ (folded as the index folds katakana: no final ー)
+        prefixes = {prefix, fold(to_katakana(prefix))} if is_kana(last) else {prefix}
         seen: dict[str, tuple] = {}
 
         def add(word: str, kind: str, weight: float):

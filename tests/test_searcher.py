@@ -354,6 +354,7 @@ def test_suggest_completes_tags_words_and_readings(searcher):
     assert [(s["word"], s["kind"]) for s in searcher.suggest("types")] == [("TypeScript", "tag")]
     assert [s["word"] for s in searcher.suggest("ろぼ")] == ["ロボット"]
     assert [s["word"] for s in searcher.suggest("ろぼっと")] == ["ロボット"]  # typed in full, before conversion
+    assert [s["word"] for s in searcher.suggest("ぷりんたー")] == ["プリンタ"]  # indexed without its final ー
     assert searcher.suggest("ロボット") == []  # the word as typed is no suggestion
     assert [s["word"] for s in searcher.suggest("あおもり")] == ["青森"]  # by reading
     assert searcher.suggest("ロボット 泳")[0]["text"].startswith("ロボット ")
