@@ -751,6 +751,12 @@ class Searcher:
         if len(units) < MOST_WORDS_MIN_UNITS:
             return None
         need = max(2, math.ceil(len(units) * MOST_WORDS_SHARE))
+        # The light verb する (and its forms) is taken as in every article (on the large corpus
+        # it is in 98.7%): reading its posting lists took 19 of the 23 ms of 電池が長持ちする
+        # スマートフォン, and as a scored word it says nothing of the topic.
+        topical = [unit for unit in units if not _is_light_verb(unit)] or units
+        need -= len(units) - len(topical)
+        units = topical
         # Counted from the terms' posting lists: one Whoosh query per unit costs far more.
         unit_docs = (builder.unit_docs(unit) for unit in units)
         counts = Counter(chain.from_iterable(docs if allowed is None else docs & allowed for docs in unit_docs))

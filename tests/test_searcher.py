@@ -120,6 +120,19 @@ def test_empty_query_browses_newest_first(searcher):
     assert dates == sorted(dates, reverse=True)
 
 
+def test_a_question_finds_its_article_without_reading_the_light_verb(searcher, monkeypatch):
+    """A question typed as a sentence finds the article with most of its words; する, in nearly every
+    article, counts as present everywhere instead of having its posting lists read."""
+    from search.searcher import _Postings
+
+    read = []
+    lists = _Postings.lists
+    monkeypatch.setattr(_Postings, "lists", lambda self, f, t: read.append(t) or lists(self, f, t))
+    result = searcher.search("TypeScriptの型推論を改善する方法")
+    assert result.relaxed and slugs(result) == ["ts54"]
+    assert read and not [t for t in read if t.lstrip("=") in ("する", "為る")]
+
+
 def test_excluded_words_alone_browse_every_other_article(searcher):
     """-word with no other word: every article without it, newest first (not every article)."""
     everything = set(slugs(searcher.search("", per_page=50)))
