@@ -373,6 +373,8 @@ def _write_field(out, fieldname: str, field, postings: _FieldPostings, lengths: 
         if len(post_chunks) > 4096:
             postfile.write(b"".join(post_chunks))
             post_chunks.clear()
+            tindex.dbfile.write(b"".join(term_chunks))  # not all a field's entries held at once (~25 MB)
+            term_chunks.clear()
     postfile.write(b"".join(post_chunks))
     tindex.dbfile.write(b"".join(term_chunks))
     tindex.index.extend(term_positions)
