@@ -117,11 +117,14 @@ def test_files_with_new_times_and_the_same_content_are_not_analysed_again(workdi
     assert report.updated == 1 and report.unchanged == 7
     assert 0 < len(analysed) <= 4 and any("追記" in text for text in analysed)  # the changed article's fields only
     assert slugs(index, "追記") == ["ts54"]
-    served = Searcher(index).health()
+    served, gen = Searcher(index).health(), current_generation(index)
+    folder = gen.stat().st_mtime_ns
     for path in content.glob("*.md"):  # touched again, nothing changed: the index is left as it is
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
     assert update(content, index).unchanged == 8
     assert Searcher(index).health() == served
+    assert gen.stat().st_mtime_ns == folder  # what servers watch to reopen the index
+    assert update(content, index).unchanged == 8
 
 
 def test_update_without_an_index_builds_one(workdir):
