@@ -63,9 +63,9 @@ BATCH = 16  # articles per task sent to an analysis process
 # Fewer, bigger segments answer queries faster: a query looks each of its
 # terms up in every segment.  The large corpus (49 MB of files, 6.3 million
 # postings) makes one segment per process, two in all, and its build peaks
-# at ~475 MB of private memory over all processes (Pss_Anon); in six
-# segments it peaked at ~395 MB, and its benchmark queries took ~8% longer
-# at p50 and ~12% at p99.
+# at ~465 MB of private memory over all processes (sum of Pss_Anon); in six
+# segments it peaked at ~395-425 MB, and its benchmark queries took ~8%
+# longer at p50 and ~12% at p99.
 SEGMENT_BYTES = 32_000_000
 COMPRESSION = 0  # zlib level of posting blocks: 0 builds the blog 18% faster; index +40% (blog), +70% (large)
 MAX_SEGMENT_POSTINGS = 3_500_000
