@@ -139,6 +139,8 @@ def _load_yaml(source: str, rel: str):
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
         return yaml.load(source, Loader=_Loader)
+    except (ValueError, OverflowError) as e:  # a date YAML reads but the calendar has not: 2012-02-30
+        raise ArticleError(rel, f"frontmatter has an impossible value: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""
@@ -253,7 +255,8 @@ _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _IMG_ALT = re.compile(r"<img\b[^>]*?\balt=\"([^\"]*)\"[^>]*>", re.I)
 _BLOCK_END = re.compile(r"</(?:p|h[1-6]|li|td|th|tr|pre|blockquote|div|table|dt|dd)>|<br\s*/?>|<hr\s*/?>", re.I)
 _TAG = re.compile(r"<[^>]*>")
-_URL = re.compile(r"https?://[^\s<>\"'）)\]]+")
+# A URL is ASCII: Japanese text written right after one (http://example.com/です。) is not part of it.
+_URL = re.compile(r"https?://[!#-&(*-;=?-\[\\^-~]+")  # printable ASCII but space " ' ) < > ]
 _LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.S)
 _AOZORA = re.compile(r"《[^》]*》|［＃[^］]*］|｜")
 _BLANKS = re.compile(r"\n{3,}")

@@ -77,6 +77,14 @@ def test_body_is_plain_text():
         assert dropped not in text, dropped
 
 
+def test_japanese_text_right_after_a_url_is_kept():
+    """Japanese has no spaces: a URL ends where its ASCII ends, not at the next space."""
+    text = markdown_to_text("アドレスはhttp://pocketwifi.home/です。ユーザーエージェントを変える。\n\n"
+                            "詳しくはhttp://bit.ly/yBZ08k」とつぶやいた。")
+    assert "です。ユーザーエージェントを変える。" in text and "」とつぶやいた。" in text
+    assert "pocketwifi" not in text and "bit.ly" not in text
+
+
 @pytest.mark.parametrize("data, expected", [
     (b"", "empty"),
     (b"   \n", "empty"),
@@ -93,6 +101,8 @@ def test_body_is_plain_text():
     (b"---\n<<<<<<< HEAD\ntitle: a\n=======\ntitle: b\n>>>>>>> x\n---\n", "merge-conflict"),
     (b"---\ndescription: no title\n---\nbody", "no title"),
     (b"---\ntitle: t\ndate: not-a-date\n---\n", "date"),
+    (b"---\ntitle: t\ndate: 2012-02-30\n---\nbody", "impossible value: day is out of range"),
+    (b"---\ntitle: t\ndate: 2012-13-45\n---\nbody", "impossible value: month must be in 1..12"),
     (b"---\ntitle: t\ntags: {a: 1}\n---\n", "tags must be a list"),
     (b"---\ntitle: t\nfeatured: maybe\n---\n", "featured"),
     (b"---\ntitle: t\nreadTime: soon\n---\n", "readTime"),

@@ -141,6 +141,15 @@ def test_file_that_breaks_is_removed_and_reported(workdir):
     assert "ts54" not in slugs(index)
 
 
+def test_an_impossible_date_skips_its_article_not_the_build(workdir):
+    """YAML reads 2012-02-30 as a date and the calendar refuses it: that file is reported, the rest indexed."""
+    content, index = workdir
+    (content / "bad-date.md").write_text("---\ntitle: 日付の壊れた記事\ndate: 2012-02-30\n---\n本文\n", encoding="utf-8")
+    report = build(content, index, workers=1)
+    assert report.indexed == 8 and [(rel, reason) for rel, reason in report.skipped] == [
+        ("bad-date.md", "frontmatter has an impossible value: day is out of range for month")]
+
+
 def test_duplicate_slug_is_skipped_with_the_other_file_named(workdir):
     content, index = workdir
     write_article(content, "copy.md", "コピー", slug="ts54")
