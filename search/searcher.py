@@ -43,6 +43,7 @@ FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
 KIND_WEIGHTS = {"exact": 1.0, "variant": 0.7, "synonym": 0.6, "reading": 0.4}
 RECENCY_WEIGHT = 0.05  # at most +5% for today's article, decaying over about two years
 RERANK_WINDOW = 30
+RELAXED_BLOCK = 4 * RERANK_WINDOW  # candidates scored together when a question falls back to most of its words
 FEW_RESULTS = 10  # fewer matches than a page: also offer articles with most of the words
 MOST_WORDS_MIN_UNITS = 3
 MOST_WORDS_SHARE = 0.6
@@ -212,6 +213,14 @@ class _Snapshot:
         self._lengths: dict[str, list[int]] = {}
         self._norms: dict[str, list[float | None]] = {}
         self._lexicon: _Lexicon | None = None
+        self._recency: list[float] | None = None
+
+    def recency(self) -> list[float]:
+        """Every document's recency factor: at most 1 + RECENCY_WEIGHT for today's, decaying over about two years."""
+        if self._recency is None:
+            self._recency = [1.0 + RECENCY_WEIGHT * math.exp(-(max(0, self.today - day) / 365.0) / 2)
+                             for day in self.days]
+        return self._recency
 
     def field_lengths(self, fieldname: str) -> list[int]:
         """Every document's length of the field as BM25F sees it (Whoosh stores it rounded); read on first use."""
@@ -768,11 +777,27 @@ class Searcher:
             return set(), {}
         unit_queries = (_any_or_nothing(builder._field_slots(unit)) for unit in units)
         live = [q for q in unit_queries if q is not wq.NullQuery]
+        # The order of the first pages, made the same for every page: the candidates in
+        # blocks of RELAXED_BLOCK by number of words, then document number; in a block,
+        # groups of RERANK_WINDOW by score; in a group, by number of words, then score.
+        # (The cuts used to grow with the page wanted, so deep pages repeated and skipped
+        # articles. Ranking all the candidates with the most words by score instead
+        # ranked the relevance set worse, nDCG@10 0.8867 -> 0.8767: BM25 over the words an
+        # article has ranks the articles missing some poorly.)
         window = max(needed, RERANK_WINDOW)
-        best = set(sorted(candidates, key=lambda d: (-counts[d], d))[:window * 4])
-        scores = _top(snap, _Scorer(snap, postings).scores(wq.Or(live), best), needed)
-        top = max(scores.values(), default=0.0)
-        return candidates, {d: s + counts[d] * (top + 1.0) for d, s in scores.items()}
+        ordered = sorted(candidates, key=lambda d: (-counts[d], d))
+        block = {d: i // RELAXED_BLOCK for i, d in
+                 enumerate(ordered[:math.ceil(window / RELAXED_BLOCK) * RELAXED_BLOCK])}
+        raw = _Scorer(snap, postings).scores(wq.Or(live), set(block))
+        group, seen = {}, Counter()
+        for d in sorted(raw, key=lambda d: (block[d], -raw[d], d)):
+            group[d] = seen[block[d]] // RERANK_WINDOW
+            seen[block[d]] += 1
+        boost = snap.recency()
+        final = {d: score * boost[d] for d, score in raw.items()}
+        best = heapq.nsmallest(window, final, key=lambda d: (block[d], group[d], -counts[d], -final[d], d))
+        top = max(final.values(), default=0.0) + 1.0
+        return candidates, {d: (len(best) - i) * top + final[d] for i, d in enumerate(best)}  # in that order
 
     def _run(self, snap, postings: "_Postings", whoosh_query, allowed,
              needed: int) -> tuple[set[int], dict[int, float], bool]:
@@ -846,18 +871,16 @@ def _text(term) -> str:
 
 
 def _top(snap, raw: dict[int, float], needed: int) -> dict[int, float]:
-    """The best scored documents (ties to the lower document number), with the recency tie-breaker."""
-    best = heapq.nsmallest(max(needed, RERANK_WINDOW), raw, key=lambda d: (-raw[d], d))
-    return _with_recency(snap, ((raw[d], d) for d in best))
+    """The best documents by score with the recency tie-breaker (ties to the lower document number).
 
-
-def _with_recency(snap, scored) -> dict[int, float]:
-    """Scores of (score, docnum) pairs with the recency tie-breaker applied."""
-    scores = {}
-    for score, docnum in scored:
-        age_years = max(0, snap.today - snap.days[docnum]) / 365.0
-        scores[docnum] = score * (1.0 + RECENCY_WEIGHT * math.exp(-age_years / 2))
-    return scores
+    Chosen by that final score among all of *raw*: choosing the best raw
+    scores first and applying recency to those only made the order depend on
+    how many were wanted, so deep pages repeated one article and skipped
+    another (取り扱い, 7 a page on the large corpus: 276 hits, 256 distinct).
+    """
+    boost = snap.recency()
+    best = heapq.nsmallest(max(needed, RERANK_WINDOW), raw, key=lambda d: (-(raw[d] * boost[d]), d))
+    return {d: raw[d] * boost[d] for d in best}
 
 
 def _with_time(result: SearchResult, started: float) -> SearchResult:

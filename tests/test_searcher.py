@@ -133,6 +133,40 @@ def test_a_question_finds_its_article_without_reading_the_light_verb(searcher, m
     assert read and not [t for t in read if t.lstrip("=") in ("する", "為る")]
 
 
+@pytest.fixture(scope="module")
+def ranked_index(tmp_path_factory):
+    """60 articles sharing words in different numbers, lengths and dates: scores and recency both order them."""
+    from search.indexer import build
+
+    from .conftest import write_article
+
+    root = tmp_path_factory.mktemp("ranked")
+    content = root / "content"
+    content.mkdir()
+    words = ["画像", "処理", "高速", "方法"]
+    for n in range(60):
+        body = "。".join(f"{w}の話" * (1 + (n * (i + 3)) % 4) for i, w in enumerate(words) if (n >> i) % 4) + "。"
+        write_article(content, f"a{n:02d}.md", f"記事{n}", body=body + "ほかの文。" * (n % 7),
+                      slug=f"a{n:02d}", date=f"20{20 + n % 7}-0{1 + n % 9}-1{n % 10}")
+    build(content, root / "index", workers=1)
+    return root / "index"
+
+
+@pytest.mark.parametrize("q", ["画像", "画像 処理", "高速", "画像処理を高速にする方法", "画像と処理の高速な方法"])
+def test_pages_are_one_ranking_whatever_the_page_size(ranked_index, monkeypatch, q):
+    """Walking the pages one article at a time gives the first page of 50: no article twice, none skipped.
+
+    The windows that bound scoring are made small, so that the pages cross them."""
+    monkeypatch.setattr("search.searcher.RERANK_WINDOW", 2)
+    monkeypatch.setattr("search.searcher.RELAXED_BLOCK", 4)
+    searcher = Searcher(ranked_index)
+    whole = searcher.search(q, per_page=50)
+    assert whole.total >= 10
+    walked = [h.slug for page in range(1, min(whole.total, 50) + 1) for h in searcher.search(q, per_page=1, page=page).hits]
+    assert walked == slugs(whole)
+    assert len(set(walked)) == len(walked)
+
+
 def test_excluded_words_alone_browse_every_other_article(searcher):
     """-word with no other word: every article without it, newest first (not every article)."""
     everything = set(slugs(searcher.search("", per_page=50)))
