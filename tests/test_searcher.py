@@ -167,6 +167,15 @@ def test_pages_are_one_ranking_whatever_the_page_size(ranked_index, monkeypatch,
     assert len(set(walked)) == len(walked)
 
 
+@pytest.mark.parametrize("typed, katakana", [("ろぼっと", "ロボット"), ("ぷりんたー", "プリンター")])
+def test_hiragana_typed_for_a_katakana_word_finds_it(searcher, typed, katakana):
+    """Before IME conversion: MeCab splits ろぼっと into scraps, so the katakana word is searched instead."""
+    found, expected = searcher.search(typed), searcher.search(katakana)
+    assert slugs(found) == slugs(expected) and found.total == expected.total > 0
+    assert f"<mark>{katakana}</mark>" in found.hits[0].snippet
+    assert slugs(searcher.search("およいだ")) == ["robot-fish"]  # a word MeCab reads whole is kept (泳いだ by reading)
+
+
 def test_excluded_words_alone_browse_every_other_article(searcher):
     """-word with no other word: every article without it, newest first (not every article)."""
     everything = set(slugs(searcher.search("", per_page=50)))
