@@ -610,16 +610,20 @@ _NUMBER_TERMS: dict[str, Term] = {}
 
 def _tech_parts(word: str) -> tuple[str, ...]:
     """What a technical word is also indexed as: its runs of letters and of digits (next.js:
-    next, js; windows10: windows, 10), if it has more than one.
+    next, js; windows10: windows, 10), if it has more than one, and the items of a list
+    written with slashes (ipad2/iphone4s: ipad2, iphone4s).
 
     Letters written on the end of a number are a unit, not a word of their own
     (750ml, 100ms/1, 64bit): 750 finds 750ml, ml does not, or ML (機械学習's
     synonym) would find wine bottles and MS every latency.
     """
     runs = _TECH_RUNS.findall(word)
+    parts = [number or letters for number, _, letters in runs]
     if len(runs) < 2 and not (runs and runs[0][1]):  # one run, the word itself (or c of c#)
-        return ()
-    return tuple(number or letters for number, _, letters in runs)
+        parts = []
+    if "/" in word:  # a list written with slashes (ipad2/iphone4/iphone4s): each item is a word too
+        parts[:0] = [item for item in word.split("/") if item and item != word]
+    return tuple(dict.fromkeys(parts))  # once each: a key twice at one position would count twice
 
 
 def _tech_term(word: str) -> Term:

@@ -247,6 +247,10 @@ CASES = [
     ("100msで応答", "MS", False),
     ("容量120ml/1個", "ML", False),          # inside a longer technical word too
     ("ML-703を発売", "ML", True),            # letters before a number are a word
+    ("iPad2/iPhone4/iPhone4Sに対応", "iPhone4S", True),  # the items of a list written with slashes
+    ("iPad2/iPhone4/iPhone4Sに対応", "iPad2", True),
+    ("Bluetooth4.0/Wi-Fiカード", "Wi-Fi", True),
+    ("iPad2/iPhone4/iPhone4Sに対応", "iPhone5", False),
     ("三百人が参加", "300", True),
     ("300人が参加", "三百", True),
     ("十五分かかる", "15", True),
