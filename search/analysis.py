@@ -51,6 +51,8 @@ _KATA_TO_HIRA = {v: k for k, v in _HIRA_TO_KATA.items()}
 _KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆]")
 _KATAKANA_WORD = re.compile(r"^[\u30a0-\u30ffー]+$")
 _OKURIGANA = re.compile(r"^([\u4e00-\u9fff]{2,})[\u3041-\u3093]{1,2}$")
+_INNER_OKURIGANA = re.compile(r"^[\u4e00-\u9fff]+[\u3041-\u3093]{1,2}[\u4e00-\u9fff]+[\u3041-\u3093]{0,2}$")
+_HIRAGANA = re.compile(r"[\u3041-\u3093]")
 _KANA_ONLY = re.compile(r"^[\u3041-\u309f\u30a0-\u30ffー]+$")
 
 
@@ -679,6 +681,11 @@ def _morpheme(surface: str, features) -> tuple[str, int, Term | None, str]:
         if stem and stem.group(1) not in variants:
             # 置換え, 読込み, 申込み are also written 置換, 読込, 申込 (表記ゆれ of okurigana).
             variants.append(stem.group(1))
+        elif _INNER_OKURIGANA.match(surface):
+            # And 申し込み, 取り扱い, 引っ越し: 申込, 取扱, 引越 (so each spelling finds the others).
+            kanji = _HIRAGANA.sub("", surface)
+            if kanji not in variants:
+                variants.append(kanji)
         if kana not in ("", "*") and _KANJI.search(surface):
             reading = fold(kana)
     return surface, len(surface), _term(text, pos1, tuple(variants), reading, (), stop, surface), _PLAIN

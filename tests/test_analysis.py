@@ -247,6 +247,11 @@ CASES = [
     ("100msで応答", "MS", False),
     ("容量120ml/1個", "ML", False),          # inside a longer technical word too
     ("ML-703を発売", "ML", True),            # letters before a number are a word
+    ("明日までに申込むこと", "申し込み", True),  # okurigana written out finds it left out, as 申込み did
+    ("明日までに申し込むこと", "申し込み", True),
+    ("明日までに申し込むこと", "申込み", True),
+    ("丁寧に取扱うこと", "取り扱い", True),
+    ("引越すことにした", "引っ越し", True),
     ("iPad2/iPhone4/iPhone4Sに対応", "iPhone4S", True),  # the items of a list written with slashes
     ("iPad2/iPhone4/iPhone4Sに対応", "iPad2", True),
     ("Bluetooth4.0/Wi-Fiカード", "Wi-Fi", True),
