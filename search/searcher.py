@@ -213,6 +213,7 @@ class _Snapshot:
         self._lengths: dict[str, list[int]] = {}
         self._norms: dict[str, list[float | None]] = {}
         self._lexicon: _Lexicon | None = None
+        self.spellings: dict[str, str] = {}  # folded word -> how the articles write it (suggest)
         self._recency: list[float] | None = None
 
     def recency(self) -> list[float]:
@@ -369,6 +370,68 @@ class _TermTable:
     def close(self) -> None:
         if self._buffer is not None:
             self._buffer.close()
+
+
+# A folded word that may be written otherwise: Latin letters (case) or katakana (a final ー).
+_FOLDED_AWAY = re.compile(r"[a-z]|^[\u30a0-\u30ff]{3,}$")
+
+
+def _commonest_spelling(snap, term: str, titles: int = 2) -> str | None:
+    """The commonest way the first titles with *term* write it, else the first body's; None if none does."""
+    for fieldname, sample in (("title", titles), ("body", 1)):
+        found: Counter = Counter()
+        for docnum in _first_docs(snap, fieldname, term, sample):
+            stored = snap.searcher.stored_fields(docnum)
+            text = stored["meta"]["title"] if fieldname == "title" else stored.get("body", "")[:SCAN_CHARS * 4]
+            spelling = _spelled_in(text, term)
+            if spelling:
+                found[spelling] += 1
+        if found:
+            return found.most_common(1)[0][0]  # ties: the first met
+    return None
+
+
+def _first_docs(snap, fieldname: str, term: str, count: int) -> list[int]:
+    """The first *count* live documents with *term* in the field: only the first block of its postings is read."""
+    field = snap.searcher.schema[fieldname]
+    tbytes = field.to_bytes(term)
+    docs: list[int] = []
+    for (leaf, base), table in zip(snap.searcher.reader().leaf_readers(), snap.term_tables):
+        info = table.term_info(fieldname, tbytes)
+        if info is None:
+            continue
+        terms = leaf._terms  # as _segment_postings reads them
+        m = terms._codec.postings_reader(terms._postfile, info, field.format)
+        deleted = leaf.deleted_docs_set
+        while m.is_active():
+            if not deleted or m.id() not in deleted:
+                docs.append(base + m.id())
+                if len(docs) == count:
+                    return docs
+            m.next()
+    return docs
+
+
+def _spelled_in(text: str, term: str) -> str | None:
+    """*term* as *text* writes it, where it is a word of its own there (java is not in JavaScript)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return None
+    katakana = not term.isascii()
+    i = lowered.find(term)
+    while i >= 0:
+        end = i + len(term)
+        if katakana:
+            while end < len(text) and text[end] == "ー":
+                end += 1
+            inside = (i and _script(text[i - 1]) == "katakana") or (end < len(text) and _script(text[end]) == "katakana")
+        else:
+            inside = (i and lowered[i - 1].isascii() and lowered[i - 1].isalnum()) or \
+                     (end < len(text) and lowered[end].isascii() and lowered[end].isalnum())
+        if not inside:
+            return text[i:end]
+        i = lowered.find(term, i + 1)
+    return None
 
 
 class _Lexicon:
@@ -613,6 +676,8 @@ class Searcher:
             key = word.lower()
             # Not the word as typed; but ロボット for ろぼっと (how it is written is the suggestion).
             if key != prefix and (key not in seen or seen[key][0] < weight):
+                if key in seen and seen[key][2] == "tag":  # a tag that is also a word: as the tag is written
+                    word, kind = seen[key][1:]
                 seen[key] = (weight, word, kind)
 
         for key in snap.tags.keys:
@@ -627,7 +692,26 @@ class Searcher:
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
         ranked = sorted(seen.values(), key=lambda v: (-v[0], v[1]))[:limit]
-        return [{"text": head + word, "word": word, "kind": kind} for _, word, kind in ranked]
+        shown = [(self._spelling(snap, word) if kind == "word" else word, kind) for _, word, kind in ranked]
+        return [{"text": head + word, "word": word, "kind": kind} for word, kind in shown]
+
+    @staticmethod
+    def _spelling(snap, term: str) -> str:
+        """How the articles write a word the index holds folded: javascript is shown as JavaScript,
+        next.js as Next.js, ツイッタ as ツイッター (the final ー folded away).
+
+        The commonest spelling in the first titles that have the word, else in
+        the first body; the folded word when neither shows it plainly.
+        """
+        if not _FOLDED_AWAY.search(term):
+            return term  # folding changed nothing that can be seen (most Japanese words)
+        spellings = snap.spellings
+        shown = spellings.get(term)
+        if shown is None:
+            if len(spellings) >= 50_000:
+                spellings.clear()
+            shown = spellings[term] = _commonest_spelling(snap, term) or term
+        return shown
 
     def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
         """Written forms of title words whose reading starts with *kana*, most frequent first."""

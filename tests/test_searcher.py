@@ -416,6 +416,27 @@ def test_suggest_completes_tags_words_and_readings(searcher):
     assert searcher.suggest("ロボット 泳")[0]["text"].startswith("ロボット ")
 
 
+def test_suggest_shows_words_as_the_articles_write_them(searcher):
+    """The index holds words folded (next.js, llama-3.1); a suggestion is written as the articles write it."""
+    assert [s["word"] for s in searcher.suggest("nex")] == ["Next", "Next.js"]
+    assert [s["word"] for s in searcher.suggest("LLAM")] == ["Llama", "Llama-3.1"]
+    assert [s["word"] for s in searcher.suggest("gp")] == ["GPU", "GPT", "GPT-4o"]
+    assert searcher.suggest("Vue ne")[1]["text"] == "Vue Next.js"
+
+
+def test_suggest_spelling_of_a_katakana_word_keeps_its_final_long_vowel(workdir):
+    content, index = workdir
+    write_article(content, "twitter.md", "ツイッターの使い方", body="ツイッターで話題になった。")
+    write_article(content, "tw2.md", "別の記事", body="KUBECTL の話とツイッタの話。")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert [c["word"] for c in s.suggest("ついっ")] == ["ツイッター"]  # indexed as ツイッタ
+    assert [c["word"] for c in s.suggest("kube")] == ["KUBECTL"]  # in a body only
+    write_article(content, "twitter.md", "別の題", body="本文")  # the title that wrote it is gone
+    update(content, index)
+    assert [c["word"] for c in s.suggest("ついっ")] == ["ツイッタ"]  # as the remaining body writes it
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
