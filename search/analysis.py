@@ -256,6 +256,8 @@ def kanji_to_number(text: str) -> str | None:
 # (C#, C++), optionally starting with a dot (.NET).
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
+_JOINERS = re.compile(r"[-.]")
+_LETTER = re.compile(r"[a-z]")
 _TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
 # Parts of speech that are not search terms (UniDic pos1).
 STOP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "フィラー", "感動詞"})
@@ -625,7 +627,25 @@ def _tech_parts(word: str) -> tuple[str, ...]:
         parts = []
     if "/" in word:  # a list written with slashes (ipad2/iphone4/iphone4s): each item is a word too
         parts[:0] = [item for item in word.split("/") if item and item != word]
+    elif joined := joined_form(word):
+        parts.insert(0, joined)
     return tuple(dict.fromkeys(parts))  # once each: a key twice at one position would count twice
+
+
+def joined_form(word: str) -> str:
+    """A technical word written with hyphens or dots, written without them (wi-fi: wifi, node.js:
+    nodejs, gpt-4o: gpt4o), or "" if it has none or that would be no word of its own.
+
+    Both spellings are common (WiFi, NodeJS, GPT4o): the index holds the joined
+    form beside the word, and a query for the word also asks for it.  Not for
+    numbers and dates (3.14 is not 314), nor for short joins (i.e. is not ie).
+    """
+    if "-" not in word and "." not in word:
+        return ""
+    joined = _JOINERS.sub("", word)
+    if len(joined) < 4 or not _LETTER.search(joined) or not joined.isalnum():
+        return ""
+    return joined
 
 
 def _tech_term(word: str) -> Term:
@@ -785,7 +805,8 @@ def alternatives(unit: Unit) -> list[Alternative]:
     """The index terms that count as a match for a query unit, best first."""
     alts = [Alternative(unit.text, "exact")]
     seen = {unit.text}
-    for term in (VARIANT + unit.text, *unit.variants, *(VARIANT + v for v in unit.variants)):
+    joined = (j,) if unit.pos == "tech" and (j := joined_form(unit.text)) else ()
+    for term in (VARIANT + unit.text, *unit.variants, *(VARIANT + v for v in unit.variants), *joined):
         if term not in seen:
             seen.add(term)
             alts.append(Alternative(term, "variant"))

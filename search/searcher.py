@@ -691,8 +691,15 @@ class Searcher:
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
-        ranked = sorted(seen.values(), key=lambda v: (-v[0], v[1]))[:limit]
-        shown = [(self._spelling(snap, word) if kind == "word" else word, kind) for _, word, kind in ranked]
+        ranked, joined = [], set()
+        for _, word, kind in sorted(seen.values(), key=lambda v: (-v[0], v[1])):
+            key = analysis.joined_form(word.lower()) or word.lower()
+            if key not in joined:  # nextjs, indexed beside next.js (analysis.joined_form), is the same word
+                joined.add(key)
+                ranked.append((word, kind))
+                if len(ranked) == limit:
+                    break
+        shown = [(self._spelling(snap, word) if kind == "word" else word, kind) for word, kind in ranked]
         return [{"text": head + word, "word": word, "kind": kind} for word, kind in shown]
 
     @staticmethod
@@ -1544,7 +1551,8 @@ class _Marker:
     def mark_title(self, title: str) -> str:
         """The title as HTML with its matches marked; analysed only if a match is possible."""
         lowered = title.lower()
-        if self.by_reading or any(n in lowered for n in self.needles) or not title.isascii() and \
+        joined = lowered.replace("-", "").replace(".", "")  # Wi-Fi for wifi (analysis.joined_form)
+        if self.by_reading or any(n in lowered or n in joined for n in self.needles) or not title.isascii() and \
                 lowered != unicodedata.normalize("NFKC", lowered):
             return self.mark(title)[0]
         return html.escape(title)

@@ -114,7 +114,8 @@ def test_offsets_point_into_the_original_text():
         original = text[token.startchar:token.endchar]
         assert original, token.text
         if token.text[:1] not in "=~":
-            assert token.text in fold(normalize(original).text.lower())
+            written = fold(normalize(original).text.lower())
+            assert token.text in (written, written.replace(".", "")) or token.text in written
 
 
 def test_offsets_with_start_char():
@@ -230,6 +231,14 @@ CASES = [
     (".NETで動く", ".net", True),
     ("Wi-Fiにつなぐ", "wi-fi", True),
     ("Wi-Fiにつなぐ", "WI-FI", True),
+    ("Wi-Fiにつなぐ", "WiFi", True),         # written with or without the hyphen: the same word
+    ("WiFiにつなぐ", "Wi-Fi", True),
+    ("Node.jsで書く", "NodeJS", True),
+    ("NodeJSで書く", "Node.js", True),
+    ("GPT4oと比較", "GPT-4o", True),
+    ("Llama-3.1を試す", "llama3.1", True),
+    ("円周率3.14", "314", False),            # not for numbers
+    ("i.e.の略", "IE", False),               # nor for short joins
     ("x86-64向け", "x86-64", True),
     ("ES2015の構文", "es2015", True),
     ("node_modulesを消す", "node_modules", True),
