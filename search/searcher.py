@@ -699,11 +699,11 @@ class Searcher:
                 ranked.append((word, kind))
                 if len(ranked) == limit:
                     break
-        shown = [(self._spelling(snap, word) if kind == "word" else word, kind) for word, kind in ranked]
+        shown = [(self._shown_as(snap, word) if kind == "word" else word, kind) for word, kind in ranked]
         return [{"text": head + word, "word": word, "kind": kind} for word, kind in shown]
 
     @staticmethod
-    def _spelling(snap, term: str) -> str:
+    def _shown_as(snap, term: str) -> str:
         """How the articles write a word the index holds folded: javascript is shown as JavaScript,
         next.js as Next.js, ツイッタ as ツイッター (the final ー folded away).
 
@@ -940,7 +940,7 @@ class Searcher:
             if re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text) and not _term_exists(reader, fold(text)):
                 better = _spelling(reader, fold(text))
                 if better:
-                    text, changed = better, True
+                    text, changed = self._shown_as(snap, better), True  # JavaScript for javasript
             fixed.append(text)
         if changed:
             return " ".join(fixed)

@@ -311,7 +311,7 @@ def test_article_matched_in_its_title_only_shows_its_description(tmp_path):
 
 def test_suggestion_for_a_misspelled_latin_word(searcher):
     result = searcher.search("typescrpt")
-    assert result.total == 0 and result.suggestion == "typescript"
+    assert result.total == 0 and result.suggestion == "TypeScript"  # as the articles write it
 
 
 def test_suggestion_drops_a_word_that_finds_nothing(searcher):
