@@ -254,7 +254,9 @@ def kanji_to_number(text: str) -> str | None:
 
 # Technical words: letters/digits joined by . - _ + # / ' and ending in # or +
 # (C#, C++), optionally starting with a dot (.NET).
-_TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?[A-Za-z0-9][A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
+# A number written with thousands separators (1,000, 19,800) is one word, indexed without them.
+_TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[A-Za-z0-9])"
+                   r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _JOINERS = re.compile(r"[-.]")
 _LETTER = re.compile(r"[a-z]")
@@ -651,7 +653,7 @@ def joined_form(word: str) -> str:
 def _tech_term(word: str) -> Term:
     term = _TECH_TERMS.get(word)
     if term is None:
-        folded = word.lower()
+        folded = word.lower().replace(",", "")  # only thousands separators: 1,000 is 1000
         term = _term(folded, "tech", parts=_tech_parts(folded))
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()

@@ -265,6 +265,11 @@ CASES = [
     ("iPad2/iPhone4/iPhone4Sに対応", "iPad2", True),
     ("Bluetooth4.0/Wi-Fiカード", "Wi-Fi", True),
     ("iPad2/iPhone4/iPhone4Sに対応", "iPhone5", False),
+    ("価格は1,000円", "1000円", True),      # thousands separators: 1,000 is 1000
+    ("価格は1000円", "1,000円", True),
+    ("人口は12,345,678人", "12345678", True),
+    ("10,000mAhの電池", "10000", True),
+    ("1,2,3と数える", "123", False),         # a list of numbers, not a number
     ("三百人が参加", "300", True),
     ("300人が参加", "三百", True),
     ("十五分かかる", "15", True),
