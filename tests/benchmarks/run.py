@@ -103,6 +103,30 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def mapped_mb(pid: int, index: Path) -> dict:
+    """A process's RSS in MB by what is mapped: UniDic's files, the index's files, the rest.
+
+    A file-backed page read through a mapping brings its neighbours into the
+    process's RSS with it, when the page cache holds them (the kernel's
+    fault-around, 64 KB by default; tests/benchmarks/faultaround.py shows it
+    on UniDic's sys.dic), so the dictionary's share is more than MeCab reads.
+    """
+    totals = {"unidic": 0, "index": 0, "anonymous": 0, "other": 0}
+    where, index = None, str(index.resolve())
+    try:
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split()
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                path = head[5] if len(head) > 5 else ""
+                where = ("unidic" if "unidic" in path else "index" if path.startswith(index)
+                         else "anonymous" if not path.startswith("/") else "other")
+            elif head and head[0] == "Rss:" and where:
+                totals[where] += int(head[1])
+    except OSError:
+        return {}
+    return {k: v / 1024 for k, v in totals.items()}
+
+
 def smaps_mb(pid: int) -> dict:
     """Pss and private (Private_Clean + Private_Dirty) memory of a process, in MB, from smaps_rollup.
 
@@ -429,8 +453,18 @@ def bench_http(index: Path, items: list[dict], out: Path, seconds: float = 20.0,
                 r.read()
                 one.append(time.perf_counter() - t0)
                 one_errors += r.status != 200
+        # The floor under any answer: the same connection pattern to /health,
+        # which does no search (gunicorn's sync workers close each connection).
+        floor = []
+        for _ in range(300):
+            t0 = time.perf_counter()
+            conn.request("GET", "/health")
+            conn.getresponse().read()
+            floor.append(time.perf_counter() - t0)
         conn.close()
         res["sequential"] = {**summary_ms(one), "errors": one_errors}
+        res["floor"] = summary_ms(floor)
+        res["mapped_end_mb"] = {w: mapped_mb(w, index) for w in workers}
         res["workers_alive_end"] = [w for w in workers if Path(f"/proc/{w}").exists()]
         res["workers_now"] = descendants(proc.pid)
     finally:
@@ -586,6 +620,10 @@ def render(R: dict) -> str:
             if one:
                 rows.append(("HTTP latency p50 / p95 / p99, one client, uncached", f"{f(one['p50'], 1)} / {f(one['p95'], 1)} / {f(one['p99'], 1)} ms",
                              f"{one['n']} requests one at a time, after the concurrent run; errors {one['errors']}"))
+            fl = h.get("floor")
+            if fl:
+                rows.append(("HTTP floor: GET /health p50 / p99, one client", f"{f(fl['p50'], 2)} / {f(fl['p99'], 2)} ms",
+                             f"{fl['n']} requests: gunicorn and Flask with no search, the least any answer costs"))
             rows.append((f"HTTP gunicorn -w 2, {h['clients']} clients, {h['seconds']:.0f} s: req/s", f(h["rps"], 1),
                          f"{h['requests']} requests, unique keys: {h['all_unique']}; load {h['load_before']} -> {h['load_after']}"))
             rows.append((f"HTTP latency p50 / p99, {h['clients']} clients", f"{f(h['p50'], 1)} / {f(h['p99'], 1)} ms", f"p95 {f(h['p95'], 1)}, max {f(h['max'], 1)} ms"))
@@ -600,6 +638,11 @@ def render(R: dict) -> str:
                              + " + ".join(f"{m['private']:.0f}" for m in sm) + " MB",
                              "PSS: shared pages (UniDic's mapped dictionary) split between the processes mapping them; "
                              "private: the worker's own"))
+            mp = [m for m in h.get("mapped_end_mb", {}).values() if m]
+            if mp:
+                rows.append(("gunicorn workers RSS by mapping at the end", "; ".join(
+                    " + ".join(f"{m[k]:.0f}" for m in mp) + f" {k}" for k in ("unidic", "index", "anonymous", "other")) + " MB",
+                    "unidic: UniDic's files mapped by MeCab (with fault-around); index: the index's files"))
     a = R.get("analyzer")
     if a:
         rows.append(("fugashi.Tagger() nodes", f"{f(a['fugashi']['mb_s'], 2)} MB/s", f"{a['fugashi']['tok_s']:,.0f} tokens/s ({a['fugashi']['tokens']:,} tokens, {a['fugashi']['s']:.2f} s)"))
