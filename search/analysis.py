@@ -258,7 +258,7 @@ def kanji_to_number(text: str) -> str | None:
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[A-Za-z0-9])"
                    r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
-_JOINERS = re.compile(r"[-.]")
+_JOINERS = re.compile(r"(?<![0-9])[-.]|[-.](?![0-9])")  # not between digits: v1.2.3 stays v1.2.3
 _LETTER = re.compile(r"[a-z]")
 _TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
 # Parts of speech that are not search terms (UniDic pos1).
@@ -628,7 +628,8 @@ def _tech_parts(word: str) -> tuple[str, ...]:
     if len(runs) < 2 and not (runs and runs[0][1]):  # one run, the word itself (or c of c#)
         parts = []
     if "/" in word:  # a list written with slashes (ipad2/iphone4/iphone4s): each item is a word too
-        parts[:0] = [item for item in word.split("/") if item and item != word]
+        items = [item for item in word.split("/") if item and item != word]
+        parts[:0] = [form for item in items for form in (item, joined_form(item)) if form]
     elif joined := joined_form(word):
         parts.insert(0, joined)
     return tuple(dict.fromkeys(parts))  # once each: a key twice at one position would count twice
@@ -639,13 +640,14 @@ def joined_form(word: str) -> str:
     nodejs, gpt-4o: gpt4o), or "" if it has none or that would be no word of its own.
 
     Both spellings are common (WiFi, NodeJS, GPT4o): the index holds the joined
-    form beside the word, and a query for the word also asks for it.  Not for
-    numbers and dates (3.14 is not 314), nor for short joins (i.e. is not ie).
+    form beside the word, and a query for the word also asks for it.  A dot or
+    hyphen between digits stays (llama-3.1: llama3.1; v1.2.30 is not v12.3.0,
+    3.14 not 314), and short joins are none (i.e. is not ie).
     """
-    if "-" not in word and "." not in word:
+    if "-" not in word and "." not in word or "/" in word:  # a slash list: its items are joined
         return ""
     joined = _JOINERS.sub("", word)
-    if len(joined) < 4 or not _LETTER.search(joined) or not joined.isalnum():
+    if joined == word or len(joined) < 4 or not _LETTER.search(joined) or _JOINERS.sub("", joined) != joined:
         return ""
     return joined
 

@@ -238,6 +238,11 @@ CASES = [
     ("GPT4oと比較", "GPT-4o", True),
     ("Llama-3.1を試す", "llama3.1", True),
     ("円周率3.14", "314", False),            # not for numbers
+    ("textlint v12.3.0", "v1.2.30", False),   # nor between the digits of a version
+    ("ESLint v0.1.0", "v0.10", False),
+    ("Llama-3.1を試す", "Llama3.1", True),
+    ("Ext.js/Node.js/Dartで", "nodejs", True),  # the items of a slash list too
+    ("3G/Wi-Fi対応", "WiFi", True),
     ("i.e.の略", "IE", False),               # nor for short joins
     ("x86-64向け", "x86-64", True),
     ("ES2015の構文", "es2015", True),
