@@ -250,6 +250,25 @@ def kanji_to_number(text: str) -> str | None:
     return str(total + section + (number or 0))
 
 
+_DECIMAL = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+
+
+def scaled_number(digits: str, unit: str) -> str | None:
+    """A number written in digits with a kanji unit after it (1万, 2.8万, 1000万, 5千), as one number.
+
+    None unless *digits* is a plain decimal number, *unit* one kanji unit and
+    the product a whole number: 10000円 finds 1万円, and 1000万円 is not 10000円.
+    """
+    scale = _SMALL_UNITS.get(unit) or _LARGE_UNITS.get(unit)
+    if scale is None or not _DECIMAL.match(digits):
+        return None
+    whole, _, fraction = digits.partition(".")
+    value = int(whole + fraction) * scale
+    if value % 10 ** len(fraction):
+        return None
+    return str(value // 10 ** len(fraction))
+
+
 # --- units ------------------------------------------------------------------
 
 # Technical words: letters/digits joined by . - _ + # / ' and ending in # or +
@@ -440,6 +459,7 @@ def _scan(text: str, spans: bool) -> list:
             return found
         get = _MORPHEMES.get
         done = 0  # lines before this are in result
+        after_tech = -1  # the line after the last technical word's
         for i in missing:
             if i > done:
                 result += found[done:i]
@@ -456,6 +476,10 @@ def _scan(text: str, spans: bool) -> list:
                 append(_tech_term(words[next_tech]))
                 next_tech += 1
                 numeral_run = ""
+                after_tech = i + 1
+            elif after_tech == i and parts[2 * next_tech].startswith(surface) and \
+                    (value := scaled_number(words[next_tech - 1], surface)):
+                result[-1] = _number_term(value)  # 1万: one number (the unit written right after the digits)
             elif numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
@@ -501,6 +525,10 @@ def _scan(text: str, spans: bool) -> list:
                 s, e = start + delta, offset + delta
             else:
                 s, e = starts[start + delta], ends[offset + delta - 1]
+            if next_tech and start + delta == tech_spans[next_tech - 1][1] and \
+                    (value := scaled_number(words[next_tech - 1], surface)):
+                result[-1] = (_number_term(value), result[-1][1], e)  # 1万: one number
+                continue
             if numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
