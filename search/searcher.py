@@ -49,6 +49,9 @@ MOST_WORDS_MIN_UNITS = 3
 MOST_WORDS_SHARE = 0.6
 MAX_WORDS = 16
 SNIPPET_CHARS = 120
+# Suggest: a word written in hiragana only counts this much of its frequency (な: ない, なる,
+# なり, ... came before any noun; now ナビゲーション, 内容, 名前 do, and then they).
+HIRAGANA_WORD_WEIGHT = 0.05
 SCAN_CHARS = 6000  # how far into a body the analyzer looks for a variant-only match
 FACET_LIMIT = 30
 SORTS = ("relevance", "date")
@@ -663,17 +666,35 @@ class Searcher:
 
     def _completions(self, snap, q: str, limit: int) -> list[dict]:
         text = clean_query(q)
+        if not text or q[-1:].isspace():
+            return []  # a word finished with a space: the next one is not begun
         head, _, last = text.rpartition(" ")
+        head = head + " " if head else ""
+        found = self._completions_of(snap, head, last, limit)
+        if not found:
+            # Japanese is typed without spaces (JavaScriptのテス, Firefoxアド): complete the
+            # analyzer's last word of it instead.
+            words = [unit for unit in analysis.units(last) if unit.start > 0]
+            if words and not words[-1].stop:  # JavaScriptの: nothing begun after the particle
+                start = words[-1].start
+                found = self._completions_of(snap, head + last[:start], last[start:], limit)
+        return found
+
+    def _completions_of(self, snap, head: str, last: str, limit: int) -> list[dict]:
+        """Completions of the word *last* typed after *head*."""
         prefix = fold(last)
         if not prefix:
             return []
-        head = head + " " if head else ""
         # ろぼ also completes ロボット, ついったー ツイッタ (folded as the index folds katakana: no final ー)
         prefixes = {prefix, fold(to_katakana(prefix))} if is_kana(last) else {prefix}
         seen: dict[str, tuple] = {}
 
         def add(word: str, kind: str, weight: float):
             key = word.lower()
+            if kind == "word" and _is_hiragana(word):
+                if word[-1] == "っ":
+                    return  # the stem of an inflected verb (なっ, しまっ), not a word to complete to
+                weight *= HIRAGANA_WORD_WEIGHT  # mostly inflections and function words (ない, しれ)
             # Not the word as typed; but ロボット for ろぼっと (how it is written is the suggestion).
             if key != prefix and (key not in seen or seen[key][0] < weight):
                 if key in seen and seen[key][2] == "tag":  # a tag that is also a word: as the tag is written
@@ -712,6 +733,9 @@ class Searcher:
         """
         if not _FOLDED_AWAY.search(term):
             return term  # folding changed nothing that can be seen (most Japanese words)
+        tag = snap.tags.display.get(facet_key(term))
+        if tag is not None:
+            return tag  # GitHub, as the tags write it (a title may write Github)
         spellings = snap.spellings
         shown = spellings.get(term)
         if shown is None:

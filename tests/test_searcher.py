@@ -437,6 +437,22 @@ def test_suggest_spelling_of_a_katakana_word_keeps_its_final_long_vowel(workdir)
     assert [c["word"] for c in s.suggest("ついっ")] == ["ツイッタ"]  # as the remaining body writes it
 
 
+def test_suggest_completes_the_last_word_of_japanese_typed_without_spaces(searcher):
+    assert [c["text"] for c in searcher.suggest("画像処理のろぼ")] == ["画像処理のロボット"]
+    assert [c["text"] for c in searcher.suggest("GPUでnex")][:1] == ["GPUでNext"]
+    assert searcher.suggest("画像処理の") == []  # nothing begun after the particle
+    assert searcher.suggest("ロボ ") == []  # a finished word: the next one is not begun
+
+
+def test_did_you_mean_writes_a_word_that_is_a_tag_as_the_tag(workdir):
+    content, index = workdir
+    write_article(content, "gh.md", "Githubの使い方", body="Githubで公開する。", tags='["GitHub"]')
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert s.search("gihtub").suggestion == "GitHub"  # the title writes Github
+    assert [c["word"] for c in s.suggest("gith")] == ["GitHub"]
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
