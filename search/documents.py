@@ -152,7 +152,7 @@ _SLUG = re.compile(r"^[\w][\w.\-]*$")
 
 
 def _article(meta: dict, body: str, rel: str, sha1: str) -> Article:
-    title = _string(meta, "title", rel)
+    title = _text(meta, "title", rel)
     if not title:
         raise ArticleError(rel, "frontmatter has no title")
     slug = _string(meta, "slug", rel) or Path(rel).stem
@@ -163,8 +163,8 @@ def _article(meta: dict, body: str, rel: str, sha1: str) -> Article:
         slug=slug,
         title=title,
         date=_date(meta, rel),
-        description=_string(meta, "description", rel),
-        summary=_string(meta, "summary", rel),
+        description=_text(meta, "description", rel),
+        summary=_text(meta, "summary", rel),
         tags=_string_list(meta, "tags", rel),
         content_type=_string(meta, "contentType", rel),
         featured=_boolean(meta, "featured", rel),
@@ -174,6 +174,16 @@ def _article(meta: dict, body: str, rel: str, sha1: str) -> Article:
         body=markdown_to_text(body),
         sha1=sha1,
     )
+
+
+def _text(meta: dict, key: str, rel: str) -> str:
+    """A field shown as text: HTML character references in it are the characters they stand for.
+
+    Posts exported from WordPress carry them in their titles ("ソフトウェア&#038;Webサービス",
+    "&#8221;シムエントリ&#8221;"); the body's are decoded with its Markdown.
+    """
+    value = _string(meta, key, rel)
+    return html.unescape(value) if "&" in value else value
 
 
 def _string(meta: dict, key: str, rel: str) -> str:

@@ -161,3 +161,11 @@ def test_file_walk_never_leaves_the_content_folder(tmp_path):
     assert "outside" in found["escape.md"]
     assert "loop" in found["loop"] or "broken" in found["loop"]
     assert "notes.txt" not in found and "secret.md" not in found
+
+
+def test_character_references_in_shown_fields_are_the_characters():
+    """WordPress exports write & as &#038; in titles; a page must show &, not the reference."""
+    a = article('---\ntitle: "ソフトウェア&#038;Webサービス&#8221;X&#8221;"\n'
+                'description: "AT&amp;T &lt;b&gt;"\nsummary: "A & B"\n---\n本文\n')
+    assert a.title == "ソフトウェア&Webサービス”X”"
+    assert a.description == "AT&T <b>" and a.summary == "A & B"
