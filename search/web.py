@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import quote
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -29,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; *test_config* overrides settings (index_dir, url_template, cors_origins...)."""
     config = WebConfig.from_env(**(test_config or {}))
     app = Flask(__name__)
+    app.wsgi_app = _utf8_query_string(app.wsgi_app)
     app.config["SEARCH"] = config
     app.json.ensure_ascii = False
     app.json.sort_keys = False
@@ -139,6 +141,31 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"()/]+/)*[^\s'\"()/]+/?")
+
+
+def _utf8_query_string(wsgi_app):
+    """Let a query string sent as raw UTF-8 (curl 'http://127.0.0.1:8000/api/search?q=設定') mean what it says.
+
+    WSGI hands the request line's bytes over as Latin-1 characters, which
+    Werkzeug undoes; but Werkzeug's development server (``search serve``)
+    reads them that way twice, so 設定 sent unescaped was searched as
+    'è¨­å®'.  Such bytes are %-escaped here, once decoded back to what was
+    sent; escapes already there are left alone.  (Gunicorn refuses such a
+    request line with a 400 of its own.)
+    """
+    def app(environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if not query.isascii():
+            try:
+                raw = query.encode("latin-1")
+                for _ in range(2):  # undo one Latin-1 reading at a time, while that gives UTF-8
+                    raw = raw.decode("utf-8").encode("latin-1")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                pass  # raw holds the bytes as sent
+            environ["QUERY_STRING"] = quote(raw, safe="&=+%;/?:@,$!*'()~[]")
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def _hide_paths(message: str, index_dir) -> str:

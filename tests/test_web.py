@@ -156,3 +156,14 @@ def test_click_beacon_and_query_log(built, tmp_path):
     assert summary["no_results"] == [("存在しない言葉ぴよ", 1)]
     assert summary["never_clicked"] == [("XSS", 1)]
     assert "127.0.0.1" not in log.read_text()
+
+
+@pytest.mark.parametrize("readings", [1, 2])
+def test_query_string_sent_as_raw_utf8(client, readings):
+    """curl 'http://127.0.0.1:8000/api/search?q=泳ぐ' sends UTF-8 unescaped; WSGI servers hand it over
+    read as Latin-1 (Werkzeug's development server twice)."""
+    query = "q=泳ぐ&per_page=1"
+    for _ in range(readings):
+        query = query.encode("utf-8").decode("latin-1")
+    data = client.get("/api/search", environ_overrides={"QUERY_STRING": query}).get_json()
+    assert data["query"] == "泳ぐ" and data["total"] == 1
