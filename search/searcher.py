@@ -955,29 +955,44 @@ class Searcher:
 
     def _suggest(self, snap, postings: "_Postings", parsed: ParsedQuery, allowed) -> str | None:
         """A query to offer when nothing was found: spelling fixed, else fewer words."""
-        words = [clause[0] for clause in parsed.clauses]
         reader = snap.searcher.reader()
         changed = False
-        fixed = []
-        for word in words:
+
+        def fixed(word: Word) -> Word:
+            nonlocal changed
             text = word.text
-            if re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text) and not _term_exists(reader, fold(text)):
+            if not word.phrase and re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text) and \
+                    not _term_exists(reader, fold(text)):
                 better = _spelling(reader, fold(text))
                 if better:
-                    text, changed = self._shown_as(snap, better), True  # JavaScript for javasript
-            fixed.append(text)
+                    changed = True
+                    return Word(self._shown_as(snap, better))  # JavaScript for javasript
+            return word
+
+        spelt = ParsedQuery([[fixed(w) for w in clause] for clause in parsed.clauses],
+                            [fixed(w) for w in parsed.excluded])
         if changed:
-            return " ".join(fixed)
-        if len(words) > 1:
+            return _query_text(spelt)  # the operators kept: javascrpt -テスト, Fierfox OR Chrme
+        clauses = parsed.clauses
+        if len(clauses) > 1:
             builder = _QueryBuilder(snap.searcher, self.synonyms, postings=postings)
             kept = []
-            for word in words:
-                single = builder.build(ParsedQuery([[word]]))
+            for clause in clauses:
+                single = builder.build(ParsedQuery([clause]))
                 if single is not None and self._matches(snap, postings, single, allowed):
-                    kept.append(word.text if not word.phrase else f'"{word.text}"')
-            if kept and len(kept) < len(words):
-                return " ".join(kept)
+                    kept.append(clause)
+            if kept and len(kept) < len(clauses):
+                return _query_text(ParsedQuery(kept, parsed.excluded))
         return None
+
+
+def _query_text(parsed: ParsedQuery) -> str:
+    """*parsed* written back as a query: words, "phrases", OR between alternatives, -excluded."""
+    def written(word: Word) -> str:
+        return f'"{word.text}"' if word.phrase else word.text
+
+    return " ".join([" OR ".join(map(written, clause)) for clause in parsed.clauses] +
+                    ["-" + written(word) for word in parsed.excluded])
 
 
 def _text(term) -> str:

@@ -316,6 +316,11 @@ def test_suggestion_for_a_misspelled_latin_word(searcher):
     assert result.total == 0 and result.suggestion == "TypeScript"  # as the articles write it
 
 
+def test_suggestion_keeps_the_operators_of_the_query(searcher):
+    assert searcher.search("typescrpt -ロボット").suggestion == "TypeScript -ロボット"
+    assert searcher.search("typescrpt OR ロボット魚類").suggestion == "TypeScript OR ロボット魚類"
+
+
 def test_suggestion_drops_a_word_that_finds_nothing(searcher):
     result = searcher.search("ロボット 量子もつれ")
     assert result.total == 0 and result.suggestion == "ロボット"
