@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     searcher = Searcher(config.index_dir, url_template=config.url_template, synonyms=config.synonyms or None,
                         server=True)
     app.extensions["searcher"] = searcher
+    searcher.warm()  # no request pays for opening the index and reading the suggest lexicon
     querylog = QueryLog(config.query_log) if config.query_log else None
 
     @app.before_request
