@@ -49,6 +49,10 @@ MOST_WORDS_MIN_UNITS = 3
 MOST_WORDS_SHARE = 0.6
 MAX_WORDS = 16
 SNIPPET_CHARS = 120
+# Did-you-mean also for a query that found at most this many articles, with a word in at most
+# this many whose spelling within two edits is in RARE_WORD_RATIO times as many (typescirpt: 1, TypeScript).
+RARE_WORD = 3
+RARE_WORD_RATIO = 20
 # Suggest: a word written in hiragana only counts this much of its frequency (な: ない, なる,
 # なり, ... came before any noun; now ナビゲーション, 内容, 名前 do, and then they).
 HIRAGANA_WORD_WEIGHT = 0.05
@@ -867,8 +871,8 @@ class Searcher:
             "relatedProducts": _facet_values(snap.products, matched, []),
         }
         suggestion = None
-        if total == 0 and parsed.clauses:
-            suggestion = self._suggest(snap, postings, parsed, allowed)
+        if total <= RARE_WORD and parsed.clauses:
+            suggestion = self._suggest(snap, postings, parsed, allowed, found=total)
         return SearchResult(query=q, total=total, page=page, per_page=per_page, took_ms=0.0, hits=hits,
                             facets=facets, suggestion=suggestion, relaxed=relaxed, timed_out=timed_out)
 
@@ -969,26 +973,42 @@ class Searcher:
             featured=bool(meta.get("featured")),
         )
 
-    def _suggest(self, snap, postings: "_Postings", parsed: ParsedQuery, allowed) -> str | None:
-        """A query to offer when nothing was found: spelling fixed, else fewer words."""
+    def _suggest(self, snap, postings: "_Postings", parsed: ParsedQuery, allowed, found: int = 0) -> str | None:
+        """A query to offer when nothing (or next to nothing: *found*) was found: spelling fixed,
+        else (for nothing) fewer words.
+
+        A misspelling that some article shares (typescirpt: 1 article) found
+        that article and nothing else; a word in at most RARE_WORD articles
+        whose neighbour within two edits is in RARE_WORD_RATIO times as many
+        is offered corrected too.
+        """
         reader = snap.searcher.reader()
         changed = False
+
+        def frequency(term: str) -> int:
+            return max(reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
 
         def fixed(word: Word) -> Word:
             nonlocal changed
             text = word.text
-            if not word.phrase and re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text) and \
-                    not _term_exists(reader, fold(text)):
-                better = _spelling(reader, fold(text))
-                if better:
-                    changed = True
-                    return Word(self._shown_as(snap, better))  # JavaScript for javasript
+            if word.phrase or not re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-#+]{2,}", text):
+                return word
+            folded = fold(text)
+            known = frequency(folded)
+            if known > (RARE_WORD if found else 0) or known and len(folded) < 5:
+                return word  # a short rare word is more likely a name than a typo: zig, nim, swc, lit
+            better = _spelling(reader, folded)
+            if better and frequency(better) >= max(1, known * RARE_WORD_RATIO):
+                changed = True
+                return Word(self._shown_as(snap, better))  # JavaScript for javasript
             return word
 
         spelt = ParsedQuery([[fixed(w) for w in clause] for clause in parsed.clauses],
                             [fixed(w) for w in parsed.excluded])
         if changed:
             return _query_text(spelt)  # the operators kept: javascrpt -テスト, Fierfox OR Chrme
+        if found:
+            return None
         clauses = parsed.clauses
         if len(clauses) > 1:
             builder = _QueryBuilder(snap.searcher, self.synonyms, postings=postings)
@@ -1080,12 +1100,12 @@ def _term_exists(reader, term: str) -> bool:
 
 
 def _spelling(reader, word: str) -> str | None:
-    """The most frequent indexed word within two edits of *word*."""
+    """The most frequent indexed word within two edits of *word* (not *word* itself)."""
     best = None
     for maxdist in (1, 2):
         for fieldname in ("title", "body"):
             for candidate in reader.terms_within(fieldname, word, maxdist, prefix=1):
-                if candidate[:1] in (analysis.VARIANT, READING) or not candidate.isascii():
+                if candidate[:1] in (analysis.VARIANT, READING) or not candidate.isascii() or candidate == word:
                     continue
                 freq = reader.doc_frequency(fieldname, candidate)
                 if best is None or freq > best[0]:

@@ -316,6 +316,20 @@ def test_suggestion_for_a_misspelled_latin_word(searcher):
     assert result.total == 0 and result.suggestion == "TypeScript"  # as the articles write it
 
 
+def test_suggestion_for_a_misspelling_that_one_article_shares(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    for n in range(20):
+        write_article(content, f"ts{n}.md", f"TypeScriptの記事{n}", body="TypeScriptで書く。")
+    write_article(content, "typo.md", "誤字の記事", body="Typescirptで書く。Zigも使う。")
+    build(content, tmp_path / "index", workers=1)
+    s = Searcher(tmp_path / "index")
+    result = s.search("typescirpt")
+    assert result.total == 1 and result.suggestion == "TypeScript"
+    assert s.search("zig").suggestion is None  # a short rare word is more likely a name than a typo
+    assert s.search("typescript").suggestion is None
+
+
 def test_suggestion_keeps_the_operators_of_the_query(searcher):
     assert searcher.search("typescrpt -ロボット").suggestion == "TypeScript -ロボット"
     assert searcher.search("typescrpt OR ロボット魚類").suggestion == "TypeScript OR ロボット魚類"
