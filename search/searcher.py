@@ -1606,6 +1606,8 @@ class _Marker:
         # needles fill the 200 positions a snippet looks at, so two workers chose different snippets.
         self.needles = sorted({n for n in needles if n}, key=lambda n: (-len(n), n))
         self.words = words
+        # Needles that may be a technical word written without its hyphens or dots (analysis.joined_form)
+        self.joinable = [n for n in self.needles if len(n) >= 4 and n.isascii() and n.isalnum()]
         self.active = bool(terms)
         self.by_reading = any(t.startswith(READING) for t in terms)  # kana typed for kanji: no needles
         # Kana typed for kanji: the written forms the analyzer found matching
@@ -1684,6 +1686,8 @@ class _Marker:
             while i >= 0:
                 found.append((i, i + len(needle), whole))
                 i = lowered.find(needle, i + 1)
+        if self.joinable and ("-" in lowered or "." in lowered):
+            found += _joined_hits(lowered, self.joinable)  # nodejs in Node.js: the analyzer decides
         if not found:
             return None
         found.sort()
@@ -1777,6 +1781,23 @@ class _Marker:
 
 
 _INFLECTING = frozenset({"動詞", "形容詞", "形状詞"})  # UniDic pos1 of words whose 助動詞 ending is marked with them
+def _joined_hits(lowered: str, needles: list[str]) -> list[tuple[int, int, bool]]:
+    """(start, end, False) of *needles* in *lowered* read without the hyphens and dots inside words
+    (wifi in wi-fi, nodejs in node.js), as spans of *lowered*."""
+    kept = [i for i, c in enumerate(lowered)
+            if not (c in "-." and 0 < i < len(lowered) - 1 and lowered[i - 1].isalnum() and lowered[i + 1].isalnum())]
+    if len(kept) == len(lowered):
+        return []
+    squeezed = "".join(lowered[i] for i in kept)
+    found = []
+    for needle in needles:
+        i = squeezed.find(needle)
+        while i >= 0:
+            found.append((kept[i], kept[i + len(needle) - 1] + 1, False))
+            i = squeezed.find(needle, i + 1)
+    return found
+
+
 # Full-width ASCII and the spaces the analyzer folds, one character for one, so that the string
 # search sees what the analyzer would (the ！ and （） of Japanese text are the usual ones).
 _WIDTH = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: " ", 0xA0: " ", ord("…"): " "}
