@@ -1239,28 +1239,34 @@ class _QueryBuilder:
         """Kana typed for a word written in kanji: match the indexed readings.
 
         MeCab mis-segments hiragana strings, so the whole kana string is matched
-        against readings, split into the fewest indexed readings if needed.
+        against readings, split into the fewest indexed readings if needed; when
+        several splits are as short (セイジカ: セイ|ジカ and セイジ|カ), any of them.
         """
         kana = fold(to_katakana(text))
-        pieces = self._split_reading(kana)
-        if not pieces:
+        splits = self._split_reading(kana)
+        if not splits:
             return None
-        terms = [READING + p for p in pieces]
-        if highlight:
-            self.highlight_terms.update(terms)
-        per_field = []
-        for fieldname, weight in FIELD_WEIGHTS.items():
-            if not all(self._indexed(fieldname, t) for t in terms):
-                continue  # like written forms: a field without every piece cannot match
-            slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
-            per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
-        return _any_or_nothing(per_field)
+        options = []
+        for pieces in splits:
+            terms = [READING + p for p in pieces]
+            if highlight:
+                self.highlight_terms.update(terms)
+            per_field = []
+            for fieldname, weight in FIELD_WEIGHTS.items():
+                if not all(self._indexed(fieldname, t) for t in terms):
+                    continue  # like written forms: a field without every piece cannot match
+                slots = [wq.Term(fieldname, t, boost=weight * KIND_WEIGHTS["reading"]) for t in terms]
+                per_field.append(slots[0] if len(slots) == 1 else wq.Sequence(slots, slop=1))
+            if per_field:
+                options.append(_any_or_nothing(per_field))
+        return _any_or_nothing(options)
 
-    def _split_reading(self, kana: str) -> list[str] | None:
-        """Fewest pieces of *kana* that are all indexed readings (dynamic programming)."""
+    def _split_reading(self, kana: str, most: int = 4) -> list[list[str]]:
+        """The splits of *kana* into the fewest pieces that are all indexed readings (dynamic
+        programming), at most *most* of them; none if there is no such split."""
         n = len(kana)
         if n > 24:
-            return None
+            return []
         known = {}
 
         def indexed(piece):
@@ -1268,13 +1274,16 @@ class _QueryBuilder:
                 known[piece] = any(self.postings.doc_frequency(f, READING + piece) for f in FIELD_WEIGHTS)
             return known[piece]
 
-        best: list[list[str] | None] = [None] * (n + 1)
-        best[0] = []
+        best: list[list[list[str]]] = [[] for _ in range(n + 1)]  # the shortest splits of kana[:i]
+        best[0] = [[]]
         for end in range(1, n + 1):
             for start in range(end):
-                if best[start] is not None and (best[end] is None or len(best[start]) + 1 < len(best[end])):
-                    if indexed(kana[start:end]):
-                        best[end] = best[start] + [kana[start:end]]
+                if best[start] and indexed(kana[start:end]):
+                    length = len(best[start][0]) + 1
+                    if not best[end] or length < len(best[end][0]):
+                        best[end] = []
+                    if not best[end] or length == len(best[end][0]):
+                        best[end] += [split + [kana[start:end]] for split in best[start]][:most - len(best[end])]
         return best[n]
 
 

@@ -475,6 +475,15 @@ def test_did_you_mean_writes_a_word_that_is_a_tag_as_the_tag(workdir):
     assert [c["word"] for c in s.suggest("gith")] == ["GitHub"]
 
 
+def test_kana_for_a_compound_tries_every_shortest_split_of_its_reading(workdir):
+    """セイジカ splits into two indexed readings as セイ|ジカ (性, 時価) as well as セイジ|カ (政治, 家)."""
+    content, index = workdir
+    write_article(content, "seiji.md", "政治家の一日", body="政治家が話した。")
+    write_article(content, "jika.md", "時価の話", body="時価を調べた。年齢や性を問わない。")
+    build(content, index, workers=1)
+    assert slugs(Searcher(index).search("せいじか")) == ["seiji"]
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
