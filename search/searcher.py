@@ -221,6 +221,7 @@ class _Snapshot:
         self._norms: dict[str, list[float | None]] = {}
         self._lexicon: _Lexicon | None = None
         self.spellings: dict[str, str] = {}  # folded word -> how the articles write it (suggest)
+        self.written: dict[str, list] = {}  # reading term -> how titles write the word (suggest)
         self._recency: list[float] | None = None
 
     def recency(self) -> list[float]:
@@ -764,29 +765,37 @@ class Searcher:
             shown = spellings[term] = _commonest_spelling(snap, term) or term
         return shown
 
-    def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, int]]:
+    def _complete_reading(self, snap, kana: str, limit: int = 5) -> list[tuple[str, float]]:
         """Written forms of title words whose reading starts with *kana*, most frequent first."""
         candidates = sorted(snap.lexicon().title_readings.prefixed(READING + kana, 50), key=lambda c: -c[1])
-        found = []
+        found: list[tuple[str, float]] = []
         for term, df in candidates:  # the most frequent first: titles are analysed only until *limit* are found
-            written = self._written_form(snap, term)
-            if written is not None:
-                found.append((written, df))
-                if len(found) == limit:
-                    break
+            forms = snap.written.get(term)
+            if forms is None:
+                if len(snap.written) >= 50_000:
+                    snap.written.clear()
+                forms = snap.written[term] = self._written_forms(snap, term)
+            found += ((written, df * share) for written, share in forms)
+            if len(found) >= limit:
+                break
         return found
 
     @staticmethod
-    def _written_form(snap, reading_term: str) -> str | None:
-        """How the first title with the reading term writes the word (None if MeCab reads it otherwise now)."""
-        postings = snap.searcher.reader().postings("title", reading_term)
-        if not postings.is_active():
-            return None
-        title = snap.searcher.stored_fields(postings.id())["meta"]["title"]
-        for unit in analysis.units(title):
-            if unit.reading == reading_term[1:]:
-                return title[unit.start:unit.end]
-        return None
+    def _written_forms(snap, reading_term: str, sample: int = 3) -> list[tuple[str, float]]:
+        """How titles with the reading term write the word, each with its share of *sample* titles
+        spread over them (ケイタイ: 携帯 and 形態); empty if MeCab reads them otherwise now."""
+        ids = _first_docs(snap, "title", reading_term, 1_000)
+        if not ids:
+            return []
+        picked = sorted({ids[i * (len(ids) - 1) // max(1, sample - 1)] for i in range(sample)})
+        forms: Counter = Counter()
+        for docnum in picked:
+            title = snap.searcher.stored_fields(docnum)["meta"]["title"]
+            for unit in analysis.units(title):
+                if unit.reading == reading_term[1:]:
+                    forms[title[unit.start:unit.end]] += 1
+                    break
+        return [(form, count / len(picked)) for form, count in forms.most_common()]
 
     # -- searching --
 

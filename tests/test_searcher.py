@@ -484,6 +484,16 @@ def test_kana_for_a_compound_tries_every_shortest_split_of_its_reading(workdir):
     assert slugs(Searcher(index).search("せいじか")) == ["seiji"]
 
 
+def test_suggest_by_reading_offers_each_word_written_with_it(workdir):
+    """ケイタイ is the reading of 形態 and of 携帯: both are offered for けいたい."""
+    content, index = workdir
+    write_article(content, "k1.md", "形態素解析の話")
+    write_article(content, "k2.md", "携帯電話を買った")
+    write_article(content, "k3.md", "携帯の料金")
+    build(content, index, workers=1)
+    assert [c["word"] for c in Searcher(index).suggest("けいたい")] == ["携帯", "形態"]
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
