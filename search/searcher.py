@@ -712,10 +712,13 @@ class Searcher:
         if not found:
             # Japanese is typed without spaces (JavaScriptのテス, Firefoxアド): complete the
             # analyzer's last word of it instead.
-            words = [unit for unit in analysis.units(last) if unit.start > 0]
-            if words and not words[-1].stop:  # JavaScriptの: nothing begun after the particle
-                start = words[-1].start
-                found = self._completions_of(snap, head + last[:start], last[start:], limit)
+            # Only where a word plainly ends: after a particle, or where the script changes (not
+            # inside スマートフォン, which MeCab reads スマート|フォン: フォント would make スマートフォント).
+            units = analysis.units(last)
+            if len(units) > 1 and not units[-1].stop:  # JavaScriptの: nothing begun after the particle
+                start = units[-1].start
+                if units[-2].stop or _script(last[start - 1]) != _script(last[start]):
+                    found = self._completions_of(snap, head + last[:start], last[start:], limit)
         return found
 
     def _completions_of(self, snap, head: str, last: str, limit: int) -> list[dict]:
@@ -733,8 +736,7 @@ class Searcher:
                 if word[-1] == "っ":
                     return  # the stem of an inflected verb (なっ, しまっ), not a word to complete to
                 weight *= HIRAGANA_WORD_WEIGHT  # mostly inflections and function words (ない, しれ)
-            # Not the word as typed; but ロボット for ろぼっと (how it is written is the suggestion).
-            if key != prefix and (key not in seen or seen[key][0] < weight):
+            if key not in seen or seen[key][0] < weight:
                 if key in seen and seen[key][2] == "tag":  # a tag that is also a word: as the tag is written
                     word, kind = seen[key][1:]
                 seen[key] = (weight, word, kind)
@@ -756,9 +758,13 @@ class Searcher:
             if key not in joined:  # nextjs, indexed beside next.js (analysis.joined_form), is the same word
                 joined.add(key)
                 ranked.append((word, kind))
-                if len(ranked) == limit:
+                if len(ranked) == limit + 1:
                     break
         shown = [(self._shown_as(snap, word) if kind == "word" else word, kind) for word, kind in ranked]
+        # Not the word as typed; but ロボット for ろぼっと, and サッカー for サッカ (indexed folded as サッカ):
+        # how it is written is the suggestion.
+        typed = unicodedata.normalize("NFKC", last).lower()
+        shown = [(word, kind) for word, kind in shown if word.lower() != typed][:limit]
         return [{"text": head + word, "word": word, "kind": kind} for word, kind in shown]
 
     @staticmethod

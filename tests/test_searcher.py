@@ -466,6 +466,24 @@ def test_suggest_completes_the_last_word_of_japanese_typed_without_spaces(search
     assert searcher.suggest("ロボ ") == []  # a finished word: the next one is not begun
 
 
+def test_suggest_does_not_complete_inside_a_word_written_in_one_script(workdir):
+    """MeCab reads スマートフォン as スマート|フォン; completing フォン would offer スマートフォント."""
+    content, index = workdir
+    write_article(content, "font.md", "フォントの選び方", body="フォントを選ぶ。")
+    write_article(content, "phone.md", "スマートフォンの話", body="スマートフォンを買った。")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert s.suggest("スマートフォン") == []
+    assert [c["text"] for c in s.suggest("スマートフォンのフォ")] == ["スマートフォンのフォン", "スマートフォンのフォント"]
+
+
+def test_suggest_offers_a_katakana_word_typed_without_its_final_long_vowel(workdir):
+    content, index = workdir
+    write_article(content, "soccer.md", "サッカーの試合", body="サッカーを見た。")
+    build(content, index, workers=1)
+    assert [c["word"] for c in Searcher(index).suggest("サッカ")] == ["サッカー"]  # indexed as サッカ
+
+
 def test_did_you_mean_writes_a_word_that_is_a_tag_as_the_tag(workdir):
     content, index = workdir
     write_article(content, "gh.md", "Githubの使い方", body="Githubで公開する。", tags='["GitHub"]')
