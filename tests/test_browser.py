@@ -411,6 +411,22 @@ def test_keyboard_reaches_results(server, open_page):
     box.press("ArrowDown")
     expect(links.first).to_be_focused()
 
+    # Escape closes the open list and keeps the query (a search box's own Escape clears it);
+    # leaving the box closes the list too.
+    box.fill("")
+    box.press_sequentially("Pyt")
+    page.clock.run_for(DEBOUNCE_MS * 2)
+    expect(options.first).to_be_visible()
+    box.press("Escape")
+    expect(suggest).to_be_hidden()
+    expect(box).to_have_value("Pyt")
+    box.press("h")
+    page.clock.run_for(DEBOUNCE_MS * 2)
+    expect(options.first).to_be_visible()
+    box.press("Tab")
+    expect(suggest).to_be_hidden()
+    box.focus()
+
     # Suggestions that arrive after the search was submitted stay closed.
     held = []
     page.route("**/api/suggest?*", lambda route: held.append(route))

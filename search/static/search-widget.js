@@ -94,6 +94,7 @@
       self.typed();
     });
     this.input.addEventListener("keydown", function (e) { self.keys(e); });
+    this.input.addEventListener("blur", function () { self.hideSuggest(); });  // a pick is a mousedown, before it
     this.form.addEventListener("submit", function (e) {
       e.preventDefault();
       clearTimeout(self.timer);
@@ -302,7 +303,8 @@
       if (next >= 0) this.input.setAttribute("aria-activedescendant", items[next].id);
     } else if (e.key === "Enter" && current >= 0) {
       e.preventDefault(); this.pick(items[current].textContent);
-    } else if (e.key === "Escape") {
+    } else if (e.key === "Escape" && items.length) {
+      e.preventDefault();  // close the list only: a search box's own Escape would also clear the query
       this.hideSuggest();
     }
   };
