@@ -173,8 +173,12 @@ def format_result(result, color: bool) -> str:
     reset = "\x1b[0m" if color else ""
     lines = []
     shown_from = (result.page - 1) * result.per_page + 1
-    if result.total:
+    if result.total and result.hits:
         lines.append(f"{result.total} 件 ({shown_from}–{shown_from + len(result.hits) - 1} を表示, "
+                     f"{result.took_ms:.1f} ms)")
+    elif result.total:  # a page past the last one
+        last = -(-result.total // result.per_page)
+        lines.append(f"{result.total} 件 ({result.page} ページ目はありません。最後は {last} ページ目です, "
                      f"{result.took_ms:.1f} ms)")
     else:
         lines.append("見つかりませんでした。")

@@ -15,6 +15,11 @@ def test_query_prints_a_readable_list(built, capsys):
     assert "タグ: ロボット" in out
 
 
+def test_query_past_the_last_page_says_so(built, capsys):
+    assert main(["query", "--index", str(built[1]), "--page", "3", "--per-page", "1", "泳ぐ"]) == 0
+    assert capsys.readouterr().out.startswith("1 件 (3 ページ目はありません。最後は 1 ページ目です")
+
+
 def test_query_json_is_the_api_contract(built, capsys):
     assert main(["query", "--index", str(built[1]), "--json", "--tag", "JavaScript", "--per-page", "2", "--page", "2",
                  "--sort", "date", ""]) == 0

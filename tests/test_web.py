@@ -167,3 +167,8 @@ def test_query_string_sent_as_raw_utf8(client, readings):
         query = query.encode("utf-8").decode("latin-1")
     data = client.get("/api/search", environ_overrides={"QUERY_STRING": query}).get_json()
     assert data["query"] == "泳ぐ" and data["total"] == 1
+
+
+def test_did_you_mean_link_keeps_the_filters(client):
+    page = client.get("/?q=typescrpt&tag=TypeScript&sort=date").get_data(as_text=True)
+    assert 'もしかして: <a href="/?q=TypeScript&amp;tag=TypeScript&amp;sort=date">TypeScript</a>' in page
