@@ -35,6 +35,7 @@ import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import compress, count, repeat
 from operator import is_
 from pathlib import Path
@@ -250,23 +251,27 @@ def kanji_to_number(text: str) -> str | None:
     return str(total + section + (number or 0))
 
 
-_DECIMAL = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+def mixed_number(word: str) -> str | None:
+    """A number written in digits with kanji units (1万, 2.8万, 1000万, 5千, 1万3,980, 1万4千), as digits.
 
-
-def scaled_number(digits: str, unit: str) -> str | None:
-    """A number written in digits with a kanji unit after it (1万, 2.8万, 1000万, 5千), as one number.
-
-    None unless *digits* is a plain decimal number, *unit* one kanji unit and
-    the product a whole number: 10000円 finds 1万円, and 1000万円 is not 10000円.
+    None unless the value is a whole number: 10000円 finds 1万円, 13980円 finds
+    1万3,980円, and 1000万円 is not 10000円.
     """
-    scale = _SMALL_UNITS.get(unit) or _LARGE_UNITS.get(unit)
-    if scale is None or not _DECIMAL.match(digits):
-        return None
-    whole, _, fraction = digits.partition(".")
-    value = int(whole + fraction) * scale
-    if value % 10 ** len(fraction):
-        return None
-    return str(value // 10 ** len(fraction))
+    total = section = Decimal(0)
+    for digits, unit in _MIXED_PARTS.findall(word):
+        number = Decimal(digits.replace(",", ""))
+        if not unit:
+            section += number
+        elif unit in _SMALL_UNITS:
+            section += number * _SMALL_UNITS[unit]
+        else:
+            total += (section + number) * _LARGE_UNITS[unit]
+            section = Decimal(0)
+    value = total + section
+    return str(int(value)) if value == value.to_integral_value() else None
+
+
+_MIXED_PARTS = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)([十百千万億兆]?)")
 
 
 # --- units ------------------------------------------------------------------
@@ -274,9 +279,12 @@ def scaled_number(digits: str, unit: str) -> str | None:
 # Technical words: letters/digits joined by . - _ + # / ' and ending in # or +
 # (C#, C++), optionally starting with a dot (.NET).
 # A number written with thousands separators (1,000, 19,800) is one word, indexed without them.
-_TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])\.?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[A-Za-z0-9])"
-                   r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*")
+# Digits with kanji units (1万, 2.8万, 1万3,980, 1万4千) are one number too.
+_KANJI_UNIT_NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?[十百千万億兆](?:[0-9][0-9,]*(?:\.[0-9]+)?[十百千万億兆]?)*(?![0-9A-Za-z])"
+_TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])(?:" + _KANJI_UNIT_NUMBER + r"|\.?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[A-Za-z0-9])"
+                   r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*)")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
+_KANJI_UNITS = re.compile("[十百千万億兆]")
 _JOINERS = re.compile(r"(?<![0-9])[-.]|[-.](?![0-9])")  # not between digits: v1.2.3 stays v1.2.3
 _LETTER = re.compile(r"[a-z]")
 _TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
@@ -459,7 +467,6 @@ def _scan(text: str, spans: bool) -> list:
             return found
         get = _MORPHEMES.get
         done = 0  # lines before this are in result
-        after_tech = -1  # the line after the last technical word's
         for i in missing:
             if i > done:
                 result += found[done:i]
@@ -476,10 +483,9 @@ def _scan(text: str, spans: bool) -> list:
                 append(_tech_term(words[next_tech]))
                 next_tech += 1
                 numeral_run = ""
-                after_tech = i + 1
-            elif after_tech == i and parts[2 * next_tech].startswith(surface) and \
-                    (value := scaled_number(words[next_tech - 1], surface)):
-                result[-1] = _number_term(value)  # 1万: one number (the unit written right after the digits)
+            elif numeral_run is _VAGUE_RUN or not numeral_run and result and _vague(result[-1].text):
+                numeral_run = _VAGUE_RUN  # 数百万, 何万: no number (万 is not 10000 here)
+                append(_numeral_word(surface))
             elif numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
@@ -525,11 +531,10 @@ def _scan(text: str, spans: bool) -> list:
                 s, e = start + delta, offset + delta
             else:
                 s, e = starts[start + delta], ends[offset + delta - 1]
-            if next_tech and start + delta == tech_spans[next_tech - 1][1] and \
-                    (value := scaled_number(words[next_tech - 1], surface)):
-                result[-1] = (_number_term(value), result[-1][1], e)  # 1万: one number
-                continue
-            if numeral_run:
+            if numeral_run is _VAGUE_RUN or not numeral_run and result and _vague(result[-1][0].text):
+                numeral_run = _VAGUE_RUN
+                append((_numeral_word(surface), s, e))
+            elif numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
                 previous, s, _ = result[-1]
@@ -682,12 +687,34 @@ def joined_form(word: str) -> str:
 
 def _tech_term(word: str) -> Term:
     term = _TECH_TERMS.get(word)
+    if term is None and _KANJI_UNITS.search(word):
+        value = mixed_number(word)
+        term = _number_term(value) if value else _term(word, "number")
+        _TECH_TERMS[word] = term
     if term is None:
         folded = word.lower().replace(",", "")  # only thousands separators: 1,000 is 1000
         term = _term(folded, "tech", parts=_tech_parts(folded))
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()
         _TECH_TERMS[word] = term
+    return term
+
+
+# A numeral after 数, 何 or 幾 (数百万, 何万, 十数万) is a word, not a number: 数百万円 is not 10000円.
+_VAGUE = "数何幾"
+_VAGUE_RUN = "\0vague"  # numeral_run while such numerals follow each other
+_NUMERAL_WORDS: dict[str, Term] = {}
+
+
+def _vague(text: str) -> bool:
+    """数, 何, 幾, 数百, 何十: a number of some size, not a number."""
+    return text[:1] in _VAGUE and all(c in _SMALL_UNITS or c in _LARGE_UNITS for c in text[1:])
+
+
+def _numeral_word(surface: str) -> Term:
+    term = _NUMERAL_WORDS.get(surface)
+    if term is None:
+        term = _NUMERAL_WORDS[surface] = _term(surface, "名詞", surface=surface)
     return term
 
 
