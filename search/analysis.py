@@ -285,6 +285,7 @@ _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])(?:" + _KANJI_UNIT_NUMBER +
                    r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*)")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _KANJI_UNITS = re.compile("[十百千万億兆]")
+_VERSION = re.compile(r"v[0-9]+(?:\.[0-9]+)+$")
 _JOINERS = re.compile(r"(?<![0-9])[-.]|[-.](?![0-9])")  # not between digits: v1.2.3 stays v1.2.3
 _LETTER = re.compile(r"[a-z]")
 _TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
@@ -665,6 +666,8 @@ def _tech_parts(word: str) -> tuple[str, ...]:
         parts[:0] = [form for item in items for form in (item, joined_form(item)) if form]
     elif joined := joined_form(word):
         parts.insert(0, joined)
+    elif _VERSION.match(word):  # v12.3.0 is found by 12.3.0
+        parts.insert(0, word[1:])
     return tuple(dict.fromkeys(parts))  # once each: a key twice at one position would count twice
 
 

@@ -1772,9 +1772,20 @@ class _Marker:
                 continue
             marking = not term.stop and self.matches(term)
             inflecting = marking and term.pos in _INFLECTING
-            if marking:
+            if marking and term.pos == "tech" and "/" in text[start:end]:
+                spans += self._items(text, start, end)  # nodejs/Release: only the item that matched
+            elif marking:
                 spans.append((start, end))
         return spans
+
+    def _items(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The spans of the items of a slash list (iPad2/iPhone4S) in text[start:end] that match."""
+        found, at = [], start
+        for item in text[start:end].split("/"):
+            if item and any(self.matches(term) for term in analysis.terms(item) if not term.stop):
+                found.append((at, at + len(item)))
+            at += len(item) + 1
+        return found or [(start, end)]
 
     def snippet(self, body: str, indexed: bool = True) -> tuple[str, str]:
         """The ~120-character passage of *body* with the most query words, marked up.

@@ -240,6 +240,7 @@ CASES = [
     ("円周率3.14", "314", False),            # not for numbers
     ("textlint v12.3.0", "v1.2.30", False),   # nor between the digits of a version
     ("ESLint v0.1.0", "v0.10", False),
+    ("textlint v12.3.0がリリース", "12.3.0", True),  # a version is found without its v
     ("Llama-3.1を試す", "Llama3.1", True),
     ("Ext.js/Node.js/Dartで", "nodejs", True),  # the items of a slash list too
     ("3G/Wi-Fi対応", "WiFi", True),

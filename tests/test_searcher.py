@@ -278,6 +278,7 @@ def test_every_hit_of_a_kana_query_marks_the_written_form_it_matched(tmp_path):
     ("泳ぐ", "魚が泳いだ。", "魚が<mark>泳いだ</mark>。"),
     ("HTTP/2", "HTTP/2なら速い。", "<mark>HTTP/2</mark>なら速い。"),  # a noun does not inflect: not なら
     ("nodejs", "Node.jsの更新とnodejsの話。Node.jsも。", "<mark>Node.js</mark>の更新と<mark>nodejs</mark>の話。<mark>Node.js</mark>も。"),
+    ("nodejs", "Ext.js/Node.js/Dartとnodejs/Release。", "Ext.js/<mark>Node.js</mark>/Dartと<mark>nodejs</mark>/Release。"),
     ("魚", "これは魚であろう。", "これは<mark>魚</mark>であろう。"),
     ("js", "Node.jsとjsの話。", "<mark>Node.js</mark>と<mark>js</mark>の話。"),
     ("javascript", "（ＪａｖａＳｃｒｉｐｔ）とJavaScriptの本。", "（<mark>ＪａｖａＳｃｒｉｐｔ</mark>）と<mark>JavaScript</mark>の本。"),
