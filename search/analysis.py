@@ -226,6 +226,7 @@ def is_kana(text: str) -> bool:
 _DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _SMALL_UNITS = {"十": 10, "百": 100, "千": 1000}
 _LARGE_UNITS = {"万": 10**4, "億": 10**8, "兆": 10**12}
+_ADJACENT_DIGITS = re.compile("[一二三四五六七八九][一二三四五六七八九]")
 _KANJI_NUMBER = re.compile(r"^[〇零一二三四五六七八九十百千万億兆0-9]+$")
 
 
@@ -233,8 +234,13 @@ def kanji_to_number(text: str) -> str | None:
     """Read a kanji numeral (三百, 十五, 二〇二六, 1万) as Arabic digits, else None."""
     if not _KANJI_NUMBER.match(text) or text.isascii():
         return None
+    positional = "〇" in text or "零" in text
     if all(c in _DIGITS or c.isdigit() for c in text):
+        if 1 < len(text) < 4 and not positional:
+            return None  # 二三日, 四五人, 五六回: two or three days, not 23; 一二三 a name
         return str(int("".join(str(_DIGITS.get(c, c)) for c in text)))
+    if not positional and _ADJACENT_DIGITS.search(text):
+        return None  # 十二三歳, 三四十人: about 12 or 13, 30 or 40
     total = section = 0
     number = None
     for c in text:
@@ -252,26 +258,27 @@ def kanji_to_number(text: str) -> str | None:
 
 
 def mixed_number(word: str) -> str | None:
-    """A number written in digits with kanji units (1万, 2.8万, 1000万, 5千, 1万3,980, 1万4千), as digits.
+    """A number written in digits with kanji units (1万, 2.8万, 1000万, 5千万, 1万3,980, 1万4千), as digits.
 
     None unless the value is a whole number: 10000円 finds 1万円, 13980円 finds
     1万3,980円, and 1000万円 is not 10000円.
     """
     total = section = Decimal(0)
-    for digits, unit in _MIXED_PARTS.findall(word):
-        number = Decimal(digits.replace(",", ""))
-        if not unit:
-            section += number
-        elif unit in _SMALL_UNITS:
-            section += number * _SMALL_UNITS[unit]
+    number = None
+    for token in _MIXED_PARTS.findall(word):
+        if token[0].isdigit():
+            number = Decimal(token.replace(",", ""))
+        elif token in _SMALL_UNITS:
+            section += (1 if number is None else number) * _SMALL_UNITS[token]
+            number = None
         else:
-            total += (section + number) * _LARGE_UNITS[unit]
-            section = Decimal(0)
-    value = total + section
+            total += (section + (number or 0) or 1) * _LARGE_UNITS[token]
+            section, number = Decimal(0), None
+    value = total + section + (number or 0)
     return str(int(value)) if value == value.to_integral_value() else None
 
 
-_MIXED_PARTS = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)([十百千万億兆]?)")
+_MIXED_PARTS = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?|[十百千万億兆]")
 
 
 # --- units ------------------------------------------------------------------
@@ -280,11 +287,13 @@ _MIXED_PARTS = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)([十百千万億兆]?)")
 # (C#, C++), optionally starting with a dot (.NET).
 # A number written with thousands separators (1,000, 19,800) is one word, indexed without them.
 # Digits with kanji units (1万, 2.8万, 1万3,980, 1万4千) are one number too.
-_KANJI_UNIT_NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?[十百千万億兆](?:[0-9][0-9,]*(?:\.[0-9]+)?[十百千万億兆]?)*(?![0-9A-Za-z])"
+_KANJI_UNIT_NUMBER = (r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?[十百千万億兆]+"
+                      r"(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?[十百千万億兆]*)*(?![0-9A-Za-z])")
 _TECH = re.compile(r"(?=[.A-Za-z0-9])(?<![A-Za-z0-9])(?:" + _KANJI_UNIT_NUMBER + r"|\.?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[A-Za-z0-9])"
                    r"[A-Za-z0-9_]*(?:[.\-+#/'&][A-Za-z0-9][A-Za-z0-9_]*)*[#+]*)")
 _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _KANJI_UNITS = re.compile("[十百千万億兆]")
+_DECIMAL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)+$")
 _VERSION = re.compile(r"v[0-9]+(?:\.[0-9]+)+$")
 _JOINERS = re.compile(r"(?<![0-9])[-.]|[-.](?![0-9])")  # not between digits: v1.2.3 stays v1.2.3
 _LETTER = re.compile(r"[a-z]")
@@ -484,14 +493,14 @@ def _scan(text: str, spans: bool) -> list:
                 append(_tech_term(words[next_tech]))
                 next_tech += 1
                 numeral_run = ""
-            elif numeral_run is _VAGUE_RUN or not numeral_run and result and _vague(result[-1].text):
-                numeral_run = _VAGUE_RUN  # 数百万, 何万: no number (万 is not 10000 here)
+            elif numeral_run is _VAGUE_RUN or not numeral_run and (
+                    surface in _LARGE_UNITS or result and _vague(result[-1].text)):
+                numeral_run = _VAGUE_RUN  # 数百万, 何万, 万年筆: no number (万 is not 10000 here)
                 append(_numeral_word(surface))
             elif numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
-                if value:
-                    result[-1] = _number_term(value)
+                result[-1] = _number_term(value) if value else _numeral_word(numeral_run)  # 二三: a word
             else:
                 numeral_run = surface
                 append(term)
@@ -532,14 +541,15 @@ def _scan(text: str, spans: bool) -> list:
                 s, e = start + delta, offset + delta
             else:
                 s, e = starts[start + delta], ends[offset + delta - 1]
-            if numeral_run is _VAGUE_RUN or not numeral_run and result and _vague(result[-1][0].text):
+            if numeral_run is _VAGUE_RUN or not numeral_run and (
+                    surface in _LARGE_UNITS or result and _vague(result[-1][0].text)):
                 numeral_run = _VAGUE_RUN
                 append((_numeral_word(surface), s, e))
             elif numeral_run:
                 numeral_run += surface
                 value = kanji_to_number(numeral_run)
-                previous, s, _ = result[-1]
-                result[-1] = (_number_term(value) if value else previous, s, e)
+                s = result[-1][1]
+                result[-1] = (_number_term(value) if value else _numeral_word(numeral_run), s, e)
             else:
                 numeral_run = surface
                 append((term, s, e))
@@ -657,6 +667,8 @@ def _tech_parts(word: str) -> tuple[str, ...]:
     (750ml, 100ms/1, 64bit): 750 finds 750ml, ml does not, or ML (機械学習's
     synonym) would find wine bottles and MS every latency.
     """
+    if _DECIMAL_NUMBER.match(word):
+        return ()  # 1.5 is not found by 5, nor 61.6 by 6
     runs = _TECH_RUNS.findall(word)
     parts = [number or letters for number, _, letters in runs]
     if len(runs) < 2 and not (runs and runs[0][1]):  # one run, the word itself (or c of c#)

@@ -103,7 +103,8 @@ def test_lemma_quirks_are_not_variants(text):
 
 
 @pytest.mark.parametrize("text, expected", [("三百", "300"), ("十五", "15"), ("二千二十六", "2026"),
-                                            ("百", "100"), ("一億二千万", "120000000"), ("abc", None)])
+                                            ("百", "100"), ("一億二千万", "120000000"), ("abc", None),
+                                            ("二三", None), ("十二三", None), ("二〇一二", "2012")])
 def test_kanji_numerals(text, expected):
     assert kanji_to_number(text) == expected
 
@@ -288,6 +289,14 @@ CASES = [
     ("年収は数百万円", "10000円", False),     # 数百万 and 何万 are no number: not 万 alone read as 10000
     ("何万円もする", "1万円", False),
     ("数百万円の損失", "数百万円", True),
+    ("各5千万円を出資", "5000万円", True),    # units in a row
+    ("1億4千万円の予算", "140000000円", True),
+    ("この二三日は雨", "23日", False),       # two or three days, not the 23rd
+    ("十二三歳の子", "13歳", False),
+    ("三四十人が来た", "340人", False),
+    ("一九九五年の春", "1995年", True),      # a year written digit by digit
+    ("万年筆で書く", "1万年", False),        # 万 alone is no number
+    ("価格は1.5倍", "5倍", False),           # a decimal is not found by its last digits
     ("三百人が参加", "300", True),
     ("300人が参加", "三百", True),
     ("十五分かかる", "15", True),
