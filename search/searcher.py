@@ -474,9 +474,52 @@ class _Lexicon:
         word_ranges = [("", analysis.VARIANT), (after_variants, READING), (after_readings, None)]
         self.words = {f: _TermList(reader, f, word_ranges) for f in self.FIELDS}
         self.title_readings = _TermList(reader, "title", [(READING, after_readings)])
+        self.compounds = _title_compounds(reader)
         live = {leaf.segment().segment_id() for leaf, _ in reader.leaf_readers()}
         for key in [k for k in _SEGMENT_TERMS if k[0] not in live]:  # merged away or an older generation's
             del _SEGMENT_TERMS[key]
+        for key in [k for k in _SEGMENT_COMPOUNDS if k[0] not in live]:
+            del _SEGMENT_COMPOUNDS[key]
+
+
+# Compound words of titles, for suggest: MeCab reads スマートフォン as スマート|フォン and 日本代表
+# as 日本|代表, so neither is an index term that a prefix could complete to.
+_COMPOUND_POS = frozenset({"名詞", "接頭辞", "接尾辞", "形状詞"})  # 形状詞: スマート of スマートフォン
+_SEGMENT_COMPOUNDS: dict[tuple, Counter] = {}  # (segment id, deleted documents) -> compounds of its titles
+
+
+def _title_compounds(reader) -> "_TermList":
+    """Runs of two or three nouns written together in titles (スマートフォン, 日本代表, 映画館), in at
+    least two titles, with the number of titles; each segment's titles are analysed once."""
+    total: Counter = Counter()
+    for leaf, _ in reader.leaf_readers():
+        key = (leaf.segment().segment_id(), len(leaf.deleted_docs_set or ()))
+        found = _SEGMENT_COMPOUNDS.get(key)
+        if found is None:
+            found = _SEGMENT_COMPOUNDS[key] = Counter()
+            for docnum in leaf.all_doc_ids():
+                found.update(_compounds(leaf.stored_fields(docnum)["meta"]["title"]))
+        total.update(found)
+    compounds = _TermList(None, "", [])
+    kept = sorted(c for c, n in total.items() if n >= 2)
+    compounds.frequencies.extend(total[c] for c in kept)
+    compounds.terms = _Joined("".join(kept), array("I", accumulate(map(len, kept))))
+    return compounds
+
+
+def _compounds(title: str) -> set[str]:
+    """The compounds of one title, as keys (NFKC, lower case): each run of two to four nouns
+    written together, whole (東京国際映画祭, not 東京国際)."""
+    text = unicodedata.normalize("NFKC", title)
+    found, run = set(), []
+    for unit in [*analysis.units(text), None]:
+        if unit is not None and not unit.stop and unit.pos in _COMPOUND_POS and (not run or unit.start == run[-1].end):
+            run.append(unit)
+            continue
+        if 2 <= len(run) <= 4 and run[-1].end - run[0].start >= 3:
+            found.add(text[run[0].start:run[-1].end].lower())
+        run = [unit] if unit is not None and not unit.stop and unit.pos in _COMPOUND_POS else []
+    return found
 
 
 class _TermList:
@@ -490,7 +533,7 @@ class _TermList:
     def __init__(self, reader, fieldname: str, ranges: list[tuple[str, str | None]]):
         self.terms = _Joined("", array("I"))
         self.frequencies = array("I")
-        if fieldname not in reader.schema:
+        if reader is None or fieldname not in reader.schema:
             return
         frequencies: dict[bytes, int] = {}
         for leaf, _ in reader.leaf_readers():
@@ -744,11 +787,14 @@ class Searcher:
         for key in snap.tags.keys:
             if key.startswith(prefix):
                 add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
-        words = snap.lexicon().words
+        lexicon = snap.lexicon()
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
             for start in prefixes:
-                for term, df in words[fieldname].prefixed(start, 200):
+                for term, df in lexicon.words[fieldname].prefixed(start, 200):
                     add(term, "word", weight * df)
+        for start in prefixes:
+            for compound, df in lexicon.compounds.prefixed(start, 100):
+                add(compound, "word", 10.0 * df)
         if is_kana(last):
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)

@@ -513,6 +513,20 @@ def test_suggest_by_reading_offers_each_word_written_with_it(workdir):
     assert [c["word"] for c in Searcher(index).suggest("けいたい")] == ["携帯", "形態"]
 
 
+def test_suggest_completes_compound_words_of_titles(workdir):
+    """MeCab reads スマートフォン as スマート|フォン: no index term to complete to, but titles have it."""
+    content, index = workdir
+    write_article(content, "p1.md", "スマートフォンの選び方")
+    write_article(content, "p2.md", "新しいスマートフォンが出た")
+    write_article(content, "p3.md", "東京国際映画祭の話")
+    write_article(content, "p4.md", "東京国際映画祭に行く")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert [c["word"] for c in s.suggest("スマートフォ")] == ["スマートフォン"]
+    assert "東京国際映画祭" in [c["word"] for c in s.suggest("東京国")]
+    assert "東京国際" not in [c["word"] for c in s.suggest("東京国")]  # whole runs only
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
