@@ -49,6 +49,7 @@ MOST_WORDS_MIN_UNITS = 3
 MOST_WORDS_SHARE = 0.6
 MAX_WORDS = 16
 SNIPPET_CHARS = 120
+MAX_SUGGESTED_TAG = 30  # characters; longer tags (whole headlines on the large corpus) are not offered
 # Did-you-mean also for a query that found at most this many articles, with a word in at most
 # this many whose spelling within two edits is in RARE_WORD_RATIO times as many (typescirpt: 1, TypeScript).
 RARE_WORD = 3
@@ -438,6 +439,9 @@ def _first_docs(snap, fieldname: str, term: str, count: int) -> list[int]:
 
 def _spelled_in(text: str, term: str) -> str | None:
     """*term* as *text* writes it, where it is a word of its own there (java is not in JavaScript)."""
+    normal = unicodedata.normalize("NFKC", text)  # Wi-Fi＋3G: Wi-Fi+3G, as the index saw it
+    if len(normal) == len(text):
+        text = normal
     lowered = text.lower()
     if len(lowered) != len(text):
         return None
@@ -758,7 +762,8 @@ class Searcher:
             # Only where a word plainly ends: after a particle, or where the script changes (not
             # inside スマートフォン, which MeCab reads スマート|フォン: フォント would make スマートフォント).
             units = analysis.units(last)
-            if len(units) > 1 and not units[-1].stop:  # JavaScriptの: nothing begun after the particle
+            # JavaScriptの: nothing begun after the particle (a lone ア or 新 is read as a symbol: begun)
+            if len(units) > 1 and (not units[-1].stop or units[-1].pos == "記号" and units[-1].text.isalpha()):
                 start = units[-1].start
                 if units[-2].stop or _script(last[start - 1]) != _script(last[start]):
                     found = self._completions_of(snap, head + last[:start], last[start:], limit)
@@ -785,7 +790,7 @@ class Searcher:
                 seen[key] = (weight, word, kind)
 
         for key in snap.tags.keys:
-            if key.startswith(prefix):
+            if key.startswith(prefix) and len(key) <= MAX_SUGGESTED_TAG:  # not a headline used as a tag
                 add(snap.tags.display[key], "tag", 1000.0 + len(snap.tags.docs[key]))
         lexicon = snap.lexicon()
         for fieldname, weight in (("title", 10.0), ("tags", 10.0), ("body", 1.0)):
@@ -795,7 +800,7 @@ class Searcher:
         for start in prefixes:
             for compound, df in lexicon.compounds.prefixed(start, 100):
                 add(compound, "word", 10.0 * df)
-        if is_kana(last):
+        if _is_hiragana(last):  # kana typed before conversion; katakana typed is the word itself (サッカー)
             for word, df in self._complete_reading(snap, fold(to_katakana(last))):
                 add(word, "word", 5.0 * df)
         ranked, joined = [], set()
@@ -810,7 +815,10 @@ class Searcher:
         # Not the word as typed; but ロボット for ろぼっと, and サッカー for サッカ (indexed folded as サッカ):
         # how it is written is the suggestion.
         typed = unicodedata.normalize("NFKC", last).lower()
-        shown = [(word, kind) for word, kind in shown if word.lower() != typed][:limit]
+        shown = [(word, kind) for word, kind in shown if word.lower() != typed]
+        if typed.endswith("ー") and not _is_hiragana(typed):  # サッカー, searched as サッカ: not サッカリン
+            shown = [(word, kind) for word, kind in shown if word.lower().startswith(typed)]
+        shown = shown[:limit]
         return [{"text": head + word, "word": word, "kind": kind} for word, kind in shown]
 
     @staticmethod
@@ -1798,7 +1806,9 @@ class _Marker:
         for start, end, whole in found[1:]:
             last_start, last_end, last_whole = hits[-1]
             if start <= last_end:  # adjacent or overlapping: one word (画像|処理)
-                hits[-1] = (last_start, max(end, last_end), last_whole and whole)
+                # ... but not one needle twice (1 and 1 of 11): the analyzer decides that one
+                again = lowered[start:end] == lowered[last_start:last_end]
+                hits[-1] = (last_start, max(end, last_end), last_whole and whole and not again)
             else:
                 hits.append((start, end, whole))
         return [(start, end, whole and _whole_word(lowered, start, end)) for start, end, whole in hits]

@@ -527,6 +527,33 @@ def test_suggest_completes_compound_words_of_titles(workdir):
     assert "東京国際" not in [c["word"] for c in s.suggest("東京国")]  # whole runs only
 
 
+def test_suggest_for_katakana_typed_offers_katakana_words_not_readings(workdir):
+    content, index = workdir
+    write_article(content, "s1.md", "サッカー中継の話", body="サッカー中継を見た。")
+    write_article(content, "s2.md", "サッカー中継と作家", body="作家がサッカリンを語る。")
+    build(content, index, workers=1)
+    s = Searcher(index)
+    assert [c["word"] for c in s.suggest("サッカー")] == ["サッカー中継"]  # not 作家 (サッカ), nor サッカリン
+    assert "作家" in [c["word"] for c in s.suggest("さっか")]  # hiragana: before conversion, by reading
+
+
+def test_suggest_leaves_out_headlines_used_as_tags(workdir):
+    content, index = workdir
+    long_tag = "新製品発表会の最新情報を徹底的にまとめた特集記事シリーズ第一弾"
+    write_article(content, "t.md", "新製品", tags=f'["{long_tag}", "新製品"]')
+    build(content, index, workers=1)
+    assert long_tag not in [c["word"] for c in Searcher(index).suggest("新製品")]
+
+
+def test_a_number_is_not_marked_inside_a_longer_one(workdir):
+    """1度: the two 1s of 11 are one needle found twice, not a word made of two needles (画像|処理)."""
+    content, index = workdir
+    write_article(content, "once.md", "1度は行きたい場所", body="今年の11月で30歳になる。")
+    build(content, index, workers=1)
+    hit = Searcher(index).search("1度").hits[0]
+    assert "<mark>11" not in hit.snippet and hit.title_html.startswith("<mark>1度</mark>")
+
+
 def test_all_tags(searcher):
     tags = {t.value: t.count for t in searcher.all_tags()}
     assert tags["JavaScript"] == 5 and tags["AI"] == 1
