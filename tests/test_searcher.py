@@ -467,22 +467,25 @@ def test_suggest_completes_the_last_word_of_japanese_typed_without_spaces(search
     assert searcher.suggest("ロボ ") == []  # a finished word: the next one is not begun
 
 
+def searcher_of(workdir, *articles: tuple[str, str]) -> Searcher:
+    """A searcher over the fixture articles and *articles* ((title, body), ...), built in one process."""
+    content, index = workdir
+    for n, (title, body) in enumerate(articles):
+        write_article(content, f"extra{n}.md", title, body=body)
+    build(content, index, workers=1)
+    return Searcher(index)
+
+
 def test_suggest_does_not_complete_inside_a_word_written_in_one_script(workdir):
     """MeCab reads スマートフォン as スマート|フォン; completing フォン would offer スマートフォント."""
-    content, index = workdir
-    write_article(content, "font.md", "フォントの選び方", body="フォントを選ぶ。")
-    write_article(content, "phone.md", "スマートフォンの話", body="スマートフォンを買った。")
-    build(content, index, workers=1)
-    s = Searcher(index)
+    s = searcher_of(workdir, ("フォントの選び方", "フォントを選ぶ。"), ("スマートフォンの話", "スマートフォンを買った。"))
     assert s.suggest("スマートフォン") == []
     assert [c["text"] for c in s.suggest("スマートフォンのフォ")] == ["スマートフォンのフォン", "スマートフォンのフォント"]
 
 
 def test_suggest_offers_a_katakana_word_typed_without_its_final_long_vowel(workdir):
-    content, index = workdir
-    write_article(content, "soccer.md", "サッカーの試合", body="サッカーを見た。")
-    build(content, index, workers=1)
-    assert [c["word"] for c in Searcher(index).suggest("サッカ")] == ["サッカー"]  # indexed as サッカ
+    s = searcher_of(workdir, ("サッカーの試合", "サッカーを見た。"))
+    assert [c["word"] for c in s.suggest("サッカ")] == ["サッカー"]  # indexed as サッカ
 
 
 def test_did_you_mean_writes_a_word_that_is_a_tag_as_the_tag(workdir):
@@ -505,34 +508,21 @@ def test_kana_for_a_compound_tries_every_shortest_split_of_its_reading(workdir):
 
 def test_suggest_by_reading_offers_each_word_written_with_it(workdir):
     """ケイタイ is the reading of 形態 and of 携帯: both are offered for けいたい."""
-    content, index = workdir
-    write_article(content, "k1.md", "形態素解析の話")
-    write_article(content, "k2.md", "携帯電話を買った")
-    write_article(content, "k3.md", "携帯の料金")
-    build(content, index, workers=1)
-    assert [c["word"] for c in Searcher(index).suggest("けいたい")] == ["携帯", "形態"]
+    s = searcher_of(workdir, ("形態素解析の話", "本文"), ("携帯電話を買った", "本文"), ("携帯の料金", "本文"))
+    assert [c["word"] for c in s.suggest("けいたい")] == ["携帯", "形態"]
 
 
 def test_suggest_completes_compound_words_of_titles(workdir):
     """MeCab reads スマートフォン as スマート|フォン: no index term to complete to, but titles have it."""
-    content, index = workdir
-    write_article(content, "p1.md", "スマートフォンの選び方")
-    write_article(content, "p2.md", "新しいスマートフォンが出た")
-    write_article(content, "p3.md", "東京国際映画祭の話")
-    write_article(content, "p4.md", "東京国際映画祭に行く")
-    build(content, index, workers=1)
-    s = Searcher(index)
+    s = searcher_of(workdir, ("スマートフォンの選び方", "本文"), ("新しいスマートフォンが出た", "本文"),
+                    ("東京国際映画祭の話", "本文"), ("東京国際映画祭に行く", "本文"))
     assert [c["word"] for c in s.suggest("スマートフォ")] == ["スマートフォン"]
     assert "東京国際映画祭" in [c["word"] for c in s.suggest("東京国")]
     assert "東京国際" not in [c["word"] for c in s.suggest("東京国")]  # whole runs only
 
 
 def test_suggest_for_katakana_typed_offers_katakana_words_not_readings(workdir):
-    content, index = workdir
-    write_article(content, "s1.md", "サッカー中継の話", body="サッカー中継を見た。")
-    write_article(content, "s2.md", "サッカー中継と作家", body="作家がサッカリンを語る。")
-    build(content, index, workers=1)
-    s = Searcher(index)
+    s = searcher_of(workdir, ("サッカー中継の話", "サッカー中継を見た。"), ("サッカー中継と作家", "作家がサッカリンを語る。"))
     assert [c["word"] for c in s.suggest("サッカー")] == ["サッカー中継"]  # not 作家 (サッカ), nor サッカリン
     assert "作家" in [c["word"] for c in s.suggest("さっか")]  # hiragana: before conversion, by reading
 
