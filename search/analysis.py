@@ -695,20 +695,20 @@ def joined_form(word: str) -> str:
     if "-" not in word and "." not in word or "/" in word:  # a slash list: its items are joined
         return ""
     joined = _JOINERS.sub("", word)
-    if joined == word or len(joined) < 4 or not _LETTER.search(joined) or _JOINERS.sub("", joined) != joined:
+    if joined == word or len(joined) < 4 or not _LETTER.search(joined):
         return ""
     return joined
 
 
 def _tech_term(word: str) -> Term:
     term = _TECH_TERMS.get(word)
-    if term is None and _KANJI_UNITS.search(word):
-        value = mixed_number(word)
-        term = _number_term(value) if value else _term(word, "number")
-        _TECH_TERMS[word] = term
     if term is None:
-        folded = word.lower().replace(",", "")  # only thousands separators: 1,000 is 1000
-        term = _term(folded, "tech", parts=_tech_parts(folded))
+        if _KANJI_UNITS.search(word):  # 1万3,980
+            value = mixed_number(word)
+            term = _number_term(value) if value else _term(word, "number")
+        else:
+            folded = word.lower().replace(",", "")  # only thousands separators: 1,000 is 1000
+            term = _term(folded, "tech", parts=_tech_parts(folded))
         if len(_TECH_TERMS) > 50_000:
             _TECH_TERMS.clear()
         _TECH_TERMS[word] = term
