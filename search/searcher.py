@@ -493,8 +493,8 @@ _SEGMENT_COMPOUNDS: dict[tuple, Counter] = {}  # (segment id, deleted documents)
 
 
 def _title_compounds(reader) -> "_TermList":
-    """Runs of two or three nouns written together in titles (スマートフォン, 日本代表, 映画館), in at
-    least two titles, with the number of titles; each segment's titles are analysed once."""
+    """The compound words of titles (スマートフォン, 日本代表, 東京国際映画祭) in at least two titles,
+    with the number of titles; each segment's titles are analysed once."""
     total: Counter = Counter()
     for leaf, _ in reader.leaf_readers():
         key = (leaf.segment().segment_id(), len(leaf.deleted_docs_set or ()))
@@ -504,11 +504,7 @@ def _title_compounds(reader) -> "_TermList":
             for docnum in leaf.all_doc_ids():
                 found.update(_compounds(leaf.stored_fields(docnum)["meta"]["title"]))
         total.update(found)
-    compounds = _TermList(None, "", [])
-    kept = sorted(c for c, n in total.items() if n >= 2)
-    compounds.frequencies.extend(total[c] for c in kept)
-    compounds.terms = _Joined("".join(kept), array("I", accumulate(map(len, kept))))
-    return compounds
+    return _TermList.of({c: n for c, n in total.items() if n >= 2})
 
 
 def _compounds(title: str) -> set[str]:
@@ -517,12 +513,13 @@ def _compounds(title: str) -> set[str]:
     text = unicodedata.normalize("NFKC", title)
     found, run = set(), []
     for unit in [*analysis.units(text), None]:
-        if unit is not None and not unit.stop and unit.pos in _COMPOUND_POS and (not run or unit.start == run[-1].end):
+        noun = unit is not None and not unit.stop and unit.pos in _COMPOUND_POS
+        if noun and (not run or unit.start == run[-1].end):
             run.append(unit)
             continue
         if 2 <= len(run) <= 4 and run[-1].end - run[0].start >= 3:
             found.add(text[run[0].start:run[-1].end].lower())
-        run = [unit] if unit is not None and not unit.stop and unit.pos in _COMPOUND_POS else []
+        run = [unit] if noun else []
     return found
 
 
@@ -548,6 +545,15 @@ class _TermList:
         self.frequencies.extend(map(frequencies.__getitem__, ordered))
         ends = array("I", accumulate(len(_text(term)) for term in ordered))
         self.terms = _Joined(_text(b"".join(ordered)), ends)
+
+    @classmethod
+    def of(cls, frequencies: dict[str, int]) -> "_TermList":
+        """A list of these terms (not read from an index) with their frequencies."""
+        made = cls(None, "", [])
+        ordered = sorted(frequencies)
+        made.frequencies.extend(map(frequencies.__getitem__, ordered))
+        made.terms = _Joined("".join(ordered), array("I", accumulate(map(len, ordered))))
+        return made
 
     def prefixed(self, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The first *limit* terms that start with *prefix*, with their document frequencies."""
