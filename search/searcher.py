@@ -51,7 +51,7 @@ MAX_WORDS = 16
 SNIPPET_CHARS = 120
 MAX_SUGGESTED_TAG = 30  # characters; longer tags (whole headlines on the large corpus) are not offered
 # Did-you-mean also for a query that found at most this many articles, with a word in at most
-# this many whose spelling within two edits is in RARE_WORD_RATIO times as many (typescirpt: 1, TypeScript).
+# this many one edit or swap away from a word in RARE_WORD_RATIO times as many (typescirpt: TypeScript).
 RARE_WORD = 3
 RARE_WORD_RATIO = 20
 # Suggest: a word written in hiragana only counts this much of its frequency (な: ない, なる,
@@ -763,12 +763,11 @@ class Searcher:
         head = head + " " if head else ""
         found = self._completions_of(snap, head, last, limit)
         if not found:
-            # Japanese is typed without spaces (JavaScriptのテス, Firefoxアド): complete the
-            # analyzer's last word of it instead.
-            # Only where a word plainly ends: after a particle, or where the script changes (not
-            # inside スマートフォン, which MeCab reads スマート|フォン: フォント would make スマートフォント).
+            # Japanese is typed without spaces (JavaScriptのテス, Firefoxアド): complete the analyzer's
+            # last word of it, where a word plainly ends before it: after a particle, or where the
+            # script changes (not inside スマートフォン, read スマート|フォン: not スマートフォント).
+            # Nothing is begun after a particle (JavaScriptの); a lone ア or 新 is read as a symbol.
             units = analysis.units(last)
-            # JavaScriptの: nothing begun after the particle (a lone ア or 新 is read as a symbol: begun)
             if len(units) > 1 and (not units[-1].stop or units[-1].pos == "記号" and units[-1].text.isalpha()):
                 start = units[-1].start
                 if units[-2].stop or _script(last[start - 1]) != _script(last[start]):
@@ -1071,8 +1070,8 @@ class Searcher:
 
         A misspelling that some article shares (typescirpt: 1 article) found
         that article and nothing else; a word in at most RARE_WORD articles
-        whose neighbour within two edits is in RARE_WORD_RATIO times as many
-        is offered corrected too.
+        with a word one edit or swap away in RARE_WORD_RATIO times as many is
+        offered corrected too.
         """
         reader = snap.searcher.reader()
         changed = False
@@ -1187,10 +1186,6 @@ def _facet_values(facet: _FacetField, matched: set[int], selected) -> list[Facet
     shown = values[:FACET_LIMIT]
     shown += [v for v in values[FACET_LIMIT:] if v.selected]
     return shown
-
-
-def _term_exists(reader, term: str) -> bool:
-    return any(reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
 
 
 def _one_edit_away(common: dict[str, int], word: str) -> str | None:
