@@ -887,6 +887,27 @@ def alternatives(unit: Unit) -> list[Alternative]:
     return alts
 
 
+# Parts of speech of the words a compound is made of (形状詞: スマート of スマートフォン).
+_COMPOUND_POS = frozenset({"名詞", "接頭辞", "接尾辞", "形状詞"})
+
+
+def title_compounds(title: str) -> list[str]:
+    """The compound words of a title, as suggest offers them (NFKC, lower case): each run of two
+    to four nouns written together, whole (東京国際映画祭, not 東京国際).  MeCab reads
+    スマートフォン as スマート|フォン and 日本代表 as 日本|代表, so no index term is either."""
+    text = unicodedata.normalize("NFKC", title)
+    found, run = set(), []
+    for unit in [*units(text), None]:
+        noun = unit is not None and not unit.stop and unit.pos in _COMPOUND_POS
+        if noun and (not run or unit.start == run[-1].end):
+            run.append(unit)
+            continue
+        if 2 <= len(run) <= 4 and run[-1].end - run[0].start >= 3:
+            found.add(text[run[0].start:run[-1].end].lower())
+        run = [unit] if noun else []
+    return sorted(found)
+
+
 def query_units(text: str) -> list[Unit]:
     """The non-stop units of a query word, as the index saw the same text."""
     return [u for u in units(text) if not u.stop]

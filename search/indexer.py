@@ -665,6 +665,7 @@ def _document(article: Article) -> dict:
         abstract=fields_["abstract"].preindex(abstract),
         body=fields_["body"].preindex(article.body),
         _stored_body=article.body,
+        _compounds=analysis.title_compounds(article.title),  # for suggest; kept in the manifest
         day=day,
         meta=meta,
     )
@@ -722,12 +723,12 @@ def _write_segments(ix, batches: list[list[tuple[int, Source]]], done) -> list:
 
 
 def _add(writer: "_Writer", i: int, source: Source) -> tuple:
-    """Read, analyse and add one article: (i, rel, slug or None, problem, sha1)."""
+    """Read, analyse and add one article: (i, rel, slug or None, problem, sha1, title compounds)."""
     rel, doc, problem, sha1 = _prepare(source)
     if doc is None:
-        return i, rel, None, problem, sha1
+        return i, rel, None, problem, sha1, []
     writer.add_document(**doc)
-    return i, rel, doc["slug"], None, sha1
+    return i, rel, doc["slug"], None, sha1, doc["_compounds"]
 
 
 def _write_in_workers(ix, sources: list[Source], workers: int, bar: Progress) -> list[tuple]:
@@ -836,7 +837,7 @@ def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: i
             manifest = {}
             slugs: dict[str, str] = {}
             duplicates = []
-            for i, rel, slug, problem, sha1 in sorted(outcomes):  # in file order: the first one keeps a slug
+            for i, rel, slug, problem, sha1, compounds in sorted(outcomes):  # in file order: the first keeps a slug
                 if slug is None:
                     report.skipped.append((rel, problem))
                 elif slug in slugs:
@@ -844,7 +845,7 @@ def build(content_dir: Path, index_dir: Path, progress: bool = False, workers: i
                     duplicates.append(rel)
                 else:
                     slugs[slug] = rel
-                    manifest[rel] = [sources[i].size, sources[i].mtime_ns, sha1, slug]
+                    manifest[rel] = [sources[i].size, sources[i].mtime_ns, sha1, slug, compounds]
                     report.indexed += 1
             if duplicates:
                 writer = ix.writer()
@@ -969,7 +970,7 @@ def update(content_dir: Path, index_dir: Path, progress: bool = False, lock_wait
                 if known:
                     slug_owner.pop(manifest[rel][3], None)
                 slug_owner[doc["slug"]] = rel
-                manifest[rel] = [src.size, src.mtime_ns, sha1, doc["slug"]]
+                manifest[rel] = [src.size, src.mtime_ns, sha1, doc["slug"], doc["_compounds"]]
                 if known:
                     report.updated += 1
                 else:

@@ -11,6 +11,7 @@ import gc
 import heapq
 import html
 import io
+import json
 import math
 import mmap
 import os
@@ -36,7 +37,7 @@ from . import analysis
 from .analysis import READING, Unit, alternatives, fold, is_kana, query_units, to_hiragana, to_katakana
 from .config import MAX_PAGE, MAX_PER_PAGE, MAX_QUERY_LENGTH, SEARCH_TIME_LIMIT
 from .errors import IndexMissing, QueryError
-from .indexer import _ENTRY_LENGTHS, _HASH_SLOT, CURRENT, damaged, key_hash_function, open_index, read_info
+from .indexer import _ENTRY_LENGTHS, _HASH_SLOT, CURRENT, MANIFEST, damaged, key_hash_function, open_index, read_info
 from .synonyms import Synonyms
 
 FIELD_WEIGHTS = {"title": 5.0, "tags": 3.0, "abstract": 2.0, "body": 1.0}
@@ -273,7 +274,7 @@ class _Snapshot:
     def lexicon(self) -> "_Lexicon":
         """The words and readings suggest completes; read on first use (CLI queries never need it)."""
         if self._lexicon is None:
-            self._lexicon = _Lexicon(self.searcher.reader())
+            self._lexicon = _Lexicon(self.searcher.reader(), self.gen)
             _release_free_memory()  # reading it takes ~25 MB for a moment on the large corpus
         return self._lexicon
 
@@ -473,54 +474,30 @@ class _Lexicon:
 
     FIELDS = ("title", "tags", "body")
 
-    def __init__(self, reader):
+    def __init__(self, reader, gen: Path):
         after_variants, after_readings = chr(ord(analysis.VARIANT) + 1), chr(ord(READING) + 1)
         word_ranges = [("", analysis.VARIANT), (after_variants, READING), (after_readings, None)]
         self.words = {f: _TermList(reader, f, word_ranges) for f in self.FIELDS}
         self.title_readings = _TermList(reader, "title", [(READING, after_readings)])
-        self.compounds = _title_compounds(reader)
+        self.compounds = _title_compounds(gen)
         live = {leaf.segment().segment_id() for leaf, _ in reader.leaf_readers()}
         for key in [k for k in _SEGMENT_TERMS if k[0] not in live]:  # merged away or an older generation's
             del _SEGMENT_TERMS[key]
-        for key in [k for k in _SEGMENT_COMPOUNDS if k[0] not in live]:
-            del _SEGMENT_COMPOUNDS[key]
 
 
-# Compound words of titles, for suggest: MeCab reads スマートフォン as スマート|フォン and 日本代表
-# as 日本|代表, so neither is an index term that a prefix could complete to.
-_COMPOUND_POS = frozenset({"名詞", "接頭辞", "接尾辞", "形状詞"})  # 形状詞: スマート of スマートフォン
-_SEGMENT_COMPOUNDS: dict[tuple, Counter] = {}  # (segment id, deleted documents) -> compounds of its titles
-
-
-def _title_compounds(reader) -> "_TermList":
-    """The compound words of titles (スマートフォン, 日本代表, 東京国際映画祭) in at least two titles,
-    with the number of titles; each segment's titles are analysed once."""
+def _title_compounds(gen: Path) -> "_TermList":
+    """The compound words of titles (analysis.title_compounds) in at least two titles, with the
+    number of titles: the build keeps each article's in the manifest, so no serving process
+    runs MeCab over the titles."""
+    try:
+        manifest = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
     total: Counter = Counter()
-    for leaf, _ in reader.leaf_readers():
-        key = (leaf.segment().segment_id(), len(leaf.deleted_docs_set or ()))
-        found = _SEGMENT_COMPOUNDS.get(key)
-        if found is None:
-            found = _SEGMENT_COMPOUNDS[key] = Counter()
-            for docnum in leaf.all_doc_ids():
-                found.update(_compounds(leaf.stored_fields(docnum)["meta"]["title"]))
-        total.update(found)
+    for entry in manifest.values():
+        if len(entry) > 4:  # an index built before compounds were kept has none
+            total.update(entry[4])
     return _TermList.of({c: n for c, n in total.items() if n >= 2})
-
-
-def _compounds(title: str) -> set[str]:
-    """The compounds of one title, as keys (NFKC, lower case): each run of two to four nouns
-    written together, whole (東京国際映画祭, not 東京国際)."""
-    text = unicodedata.normalize("NFKC", title)
-    found, run = set(), []
-    for unit in [*analysis.units(text), None]:
-        noun = unit is not None and not unit.stop and unit.pos in _COMPOUND_POS
-        if noun and (not run or unit.start == run[-1].end):
-            run.append(unit)
-            continue
-        if 2 <= len(run) <= 4 and run[-1].end - run[0].start >= 3:
-            found.add(text[run[0].start:run[-1].end].lower())
-        run = [unit] if noun else []
-    return found
 
 
 class _TermList:

@@ -519,6 +519,12 @@ def test_suggest_completes_compound_words_of_titles(workdir):
     assert [c["word"] for c in s.suggest("スマートフォ")] == ["スマートフォン"]
     assert "東京国際映画祭" in [c["word"] for c in s.suggest("東京国")]
     assert "東京国際" not in [c["word"] for c in s.suggest("東京国")]  # whole runs only
+    content, index = workdir
+    assert s.suggest("ノートパ") == []
+    write_article(content, "n1.md", "ノートパソコンの選び方")
+    write_article(content, "n2.md", "軽いノートパソコン")
+    update(content, index)  # kept in the manifest by update as by build
+    assert [c["word"] for c in s.suggest("ノートパ")] == ["ノートパソコン"]
 
 
 def test_suggest_for_katakana_typed_offers_katakana_words_not_readings(workdir):
