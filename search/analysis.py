@@ -295,6 +295,7 @@ _TECH_SPLIT = re.compile(f"({_TECH.pattern})")
 _KANJI_UNITS = re.compile("[十百千万億兆]")
 _DECIMAL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)+$")
 _VERSION = re.compile(r"v[0-9]+(?:\.[0-9]+)+$")
+_GLUED_VERSION = re.compile(r"([a-z]{2,})([0-9]+(?:\.[0-9]+)+)$")
 _JOINERS = re.compile(r"(?<![0-9])[-.]|[-.](?![0-9])")  # not between digits: v1.2.3 stays v1.2.3
 _LETTER = re.compile(r"[a-z]")
 _TECH_RUNS = re.compile(r"([0-9]+)([a-z]*)|([a-z]+)")  # a number with the letters written on it, or letters
@@ -680,7 +681,19 @@ def _tech_parts(word: str) -> tuple[str, ...]:
         parts.insert(0, joined)
     elif _VERSION.match(word):  # v12.3.0 is found by 12.3.0
         parts.insert(0, word[1:])
-    return tuple(dict.fromkeys(parts))  # once each: a key twice at one position would count twice
+    elif glued := _GLUED_VERSION.match(word):  # android4.0 is found by android and 4.0 (Android 4.0)
+        parts.insert(0, glued.group(2))
+    return tuple(dict.fromkeys(parts))
+
+
+def spaced_version(word: str) -> str | None:
+    """A name with its version glued on, written apart (android4.0: android 4.0), else None.
+
+    Both spellings are common (Android4.0, Android 4.0; Firefox3.5); a query for
+    the glued one also asks for the two words in a row.
+    """
+    glued = _GLUED_VERSION.match(word)
+    return f"{glued.group(1)} {glued.group(2)}" if glued else None  # once each: a key twice at one position would count twice
 
 
 def joined_form(word: str) -> str:

@@ -1252,6 +1252,8 @@ class _QueryBuilder:
         elif not word.phrase:
             units, written = self._loanword(word.text, units)
         options = [(self._units_query(units, word.phrase, highlight), 1.0)]
+        if len(units) == 1 and units[0].pos == "tech" and (spaced := analysis.spaced_version(units[0].text)):
+            options.append((self._units_query(query_units(spaced), True, highlight), 1.0))  # Android4.0
         if not word.phrase:
             for synonym in self.synonyms.expand(written):
                 options.append((self._units_query(query_units(synonym), True, highlight), KIND_WEIGHTS["synonym"]))

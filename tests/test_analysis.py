@@ -233,6 +233,9 @@ CASES = [
     ("Wi-Fiにつなぐ", "wi-fi", True),
     ("Wi-Fiにつなぐ", "WI-FI", True),
     ("Wi-Fiにつなぐ", "WiFi", True),         # written with or without the hyphen: the same word
+    ("Android4.0を搭載", "Android 4.0", True),  # a version glued on or apart: the same
+    ("Android 4.0を搭載", "Android4.0", True),
+    ("Android 2.3と4.0を比べる", "Android4.0", False),
     ("WiFiにつなぐ", "Wi-Fi", True),
     ("Node.jsで書く", "NodeJS", True),
     ("NodeJSで書く", "Node.js", True),
