@@ -1054,7 +1054,7 @@ class Searcher:
         changed = False
 
         def frequency(term: str) -> int:
-            return max(reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
+            return max(postings.doc_frequency(f, term) for f in FIELD_WEIGHTS)
 
         def fixed(word: Word) -> Word:
             nonlocal changed
